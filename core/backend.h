@@ -1,0 +1,112 @@
+// The kernel interface a device implements. Ops in core/ops/*.cpp do shape checking, allocate
+// outputs and record autograd; a Backend only computes. Core has no #ifdef CUDA: the CPU backend
+// lives in kernels/cpu, the CUDA one in kernels/cuda (or kernels/no_cuda.cpp in CPU-only builds).
+//
+// Contract for every method: outputs are freshly allocated, contiguous, of the right shape and
+// dtype, on the backend's device; inputs may be arbitrary strided views (stride 0 = broadcast)
+// unless a method says otherwise. Float ops support float32 and float64.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace fragile {
+
+// Element-wise maps. `a`/`b` are the scalar parameters listed beside each op.
+enum class UnaryOp {
+  Neg, Exp, Log, Abs, Sign, Sqrt,
+  Relu,          // max(x, 0)
+  ReluMask,      // 1 if x > 0 else 0   (relu'(0) = 0)
+  Sigmoid, Tanh,
+  Softplus,      // a = beta: log(1 + exp(beta x)) / beta, stable for all x
+  PowScalar,     // a = exponent
+  Clamp,         // a = lo, b = hi (either may be +-inf)
+  ClampMask,     // 1 where lo < x < hi (a = lo, b = hi), 0 elsewhere: clamp's derivative
+};
+
+enum class BinaryOp {
+  Add, Sub, Mul, Div, Pow,
+  Eq, Ne, Lt, Le, Gt, Ge,   // 1.0 / 0.0 in the input dtype
+  SoftplusBackward,         // (grad, x), a = beta: grad * sigmoid(beta x)
+};
+
+enum class ReduceOp { Sum, Max };
+
+struct ScalarArgs {
+  double a = 0.0;
+  double b = 0.0;
+};
+
+// NCHW convolution geometry. Weight is [C_out, C_in / groups, KH, KW].
+struct Conv2dParams {
+  std::array<int64_t, 2> stride{1, 1};
+  std::array<int64_t, 2> padding{0, 0};
+  std::array<int64_t, 2> dilation{1, 1};
+  int64_t groups = 1;
+};
+
+struct Pool2dParams {
+  std::array<int64_t, 2> kernel{2, 2};
+  std::array<int64_t, 2> stride{2, 2};
+  std::array<int64_t, 2> padding{0, 0};
+  bool ceil_mode = false;
+  bool count_include_pad = true;  // average pooling only
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+
+  virtual void unary(UnaryOp op, const Tensor& x, Tensor& out, ScalarArgs args) = 0;
+  // a and b are already broadcast to out's shape (stride-0 views).
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out,
+                      ScalarArgs args) = 0;
+  // cond, a, b broadcast to out's shape; out = cond != 0 ? a : b.
+  virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  // dst[i] = src[i] for same-shaped views; converts dtype; dst may be a strided view.
+  // Host<->device copies are done by the CUDA backend.
+  virtual void copy(const Tensor& src, Tensor& dst) = 0;
+  virtual void fill(Tensor& dst, double value) = 0;
+  // `out` has x's shape with every dim in `dims` (sorted, unique) set to 1.
+  virtual void reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,
+                      Tensor& out) = 0;
+
+  // Batched GEMM: a [B, M, K], b [B, K, N] (any strides), out [B, M, N].
+  virtual void matmul(const Tensor& a, const Tensor& b, Tensor& out) = 0;
+
+  // x [N, C_in, H, W], w [C_out, C_in/g, KH, KW], out [N, C_out, Ho, Wo]. No bias.
+  virtual void conv2d(const Tensor& x, const Tensor& w, Tensor& out, const Conv2dParams& p) = 0;
+  // grad [N, C_out, Ho, Wo], w -> out = dL/dx [N, C_in, H, W].
+  virtual void conv2d_backward_input(const Tensor& grad, const Tensor& w, Tensor& out,
+                                     const Conv2dParams& p) = 0;
+  // x, grad -> out = dL/dw [C_out, C_in/g, KH, KW].
+  virtual void conv2d_backward_weight(const Tensor& x, const Tensor& grad, Tensor& out,
+                                      const Conv2dParams& p) = 0;
+
+  // out [N, C, Ho, Wo] and indices (int64, same shape): flat index h*W + w of each window's
+  // maximum within its input plane (first maximum on ties; padding never wins).
+  virtual void max_pool2d(const Tensor& x, Tensor& out, Tensor& indices,
+                          const Pool2dParams& p) = 0;
+  // out [N, C, H, W] = 0, then out.plane[indices[i]] += grad[i]   (the backward of max_pool2d).
+  virtual void max_pool2d_scatter(const Tensor& grad, const Tensor& indices, Tensor& out) = 0;
+  // out [N, C, Ho, Wo] = x.plane[indices[i]]                     (the adjoint of the scatter).
+  virtual void max_pool2d_gather(const Tensor& x, const Tensor& indices, Tensor& out) = 0;
+  virtual void avg_pool2d(const Tensor& x, Tensor& out, const Pool2dParams& p) = 0;
+  // grad [N, C, Ho, Wo] -> out [N, C, H, W]: the adjoint of avg_pool2d.
+  virtual void avg_pool2d_backward(const Tensor& grad, Tensor& out, const Pool2dParams& p) = 0;
+};
+
+Backend& cpu_backend();   // kernels/cpu
+Backend& cuda_backend();  // kernels/cuda, or throws in a CPU-only build (kernels/no_cuda.cpp)
+bool cuda_available();    // built with CUDA and a device is present
+inline Backend& backend_for(Device d) { return d == Device::CPU ? cpu_backend() : cuda_backend(); }
+
+// Output extent of a convolution/pooling window along one axis (PyTorch's formulas, including
+// its ceil_mode rule that the last window must start inside the input or the left padding).
+int64_t conv_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation);
+int64_t pool_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode);
+
+}  // namespace fragile

@@ -1,0 +1,41 @@
+// Element-wise binary math shared by CPU and CUDA.
+#pragma once
+#include "kernels/functors/hd.h"
+#include "kernels/functors/unary.h"
+
+namespace fragile::fn {
+
+struct Add { template <class T> FRAGILE_HD T operator()(T a, T b) const { return a + b; } };
+struct Sub { template <class T> FRAGILE_HD T operator()(T a, T b) const { return a - b; } };
+struct Mul { template <class T> FRAGILE_HD T operator()(T a, T b) const { return a * b; } };
+struct Div { template <class T> FRAGILE_HD T operator()(T a, T b) const { return a / b; } };
+struct Pow {
+  template <class T> FRAGILE_HD T operator()(T a, T b) const { return std::pow(a, b); }
+};
+struct Eq { template <class T> FRAGILE_HD T operator()(T a, T b) const { return a == b ? T(1) : T(0); } };
+struct Ne { template <class T> FRAGILE_HD T operator()(T a, T b) const { return a != b ? T(1) : T(0); } };
+struct Lt { template <class T> FRAGILE_HD T operator()(T a, T b) const { return a < b ? T(1) : T(0); } };
+struct Le { template <class T> FRAGILE_HD T operator()(T a, T b) const { return a <= b ? T(1) : T(0); } };
+struct Gt { template <class T> FRAGILE_HD T operator()(T a, T b) const { return a > b ? T(1) : T(0); } };
+struct Ge { template <class T> FRAGILE_HD T operator()(T a, T b) const { return a >= b ? T(1) : T(0); } };
+
+// softplus_beta'(x) = sigmoid(beta x); the backward is grad * sigmoid(beta x).
+struct SoftplusBackward {
+  double beta = 1.0;
+  template <class T> FRAGILE_HD T operator()(T grad, T x) const {
+    return grad * Sigmoid{}(T(beta) * x);
+  }
+};
+
+// Softplus double backward in one pass (the CUDA fused kernel; also used as a CPU reference).
+// For y = g * s(beta x) and upstream u:  d/dg = u * s,  d/dx = u * g * beta * s * (1 - s).
+struct SoftplusDoubleBackward {
+  double beta = 1.0;
+  template <class T> FRAGILE_HD void operator()(T u, T g, T x, T& grad_g, T& grad_x) const {
+    T s = Sigmoid{}(T(beta) * x);
+    grad_g = u * s;
+    grad_x = u * g * T(beta) * s * (T(1) - s);
+  }
+};
+
+}  // namespace fragile::fn

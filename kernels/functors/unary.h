@@ -1,0 +1,68 @@
+// Element-wise unary math: one struct per op, operator()(x) is the value. Parameters (beta,
+// exponent, bounds) are members so a kernel template receives a configured functor by value.
+#pragma once
+#include "kernels/functors/hd.h"
+
+namespace fragile::fn {
+
+struct Neg { template <class T> FRAGILE_HD T operator()(T x) const { return -x; } };
+struct Exp { template <class T> FRAGILE_HD T operator()(T x) const { return std::exp(x); } };
+struct Log { template <class T> FRAGILE_HD T operator()(T x) const { return std::log(x); } };
+struct Abs { template <class T> FRAGILE_HD T operator()(T x) const { return std::fabs(x); } };
+struct Sqrt { template <class T> FRAGILE_HD T operator()(T x) const { return std::sqrt(x); } };
+struct Sign {
+  template <class T> FRAGILE_HD T operator()(T x) const {
+    return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
+  }
+};
+struct Relu {
+  template <class T> FRAGILE_HD T operator()(T x) const { return x > T(0) ? x : T(0); }
+};
+// relu'(x) with the subgradient relu'(0) = 0.
+struct ReluMask {
+  template <class T> FRAGILE_HD T operator()(T x) const { return x > T(0) ? T(1) : T(0); }
+};
+// 1 / (1 + e^-x), evaluated without overflow on either side.
+struct Sigmoid {
+  template <class T> FRAGILE_HD T operator()(T x) const {
+    if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+    T e = std::exp(x);
+    return e / (T(1) + e);
+  }
+};
+struct Tanh { template <class T> FRAGILE_HD T operator()(T x) const { return std::tanh(x); } };
+// softplus_beta(x) = log(1 + e^{beta x}) / beta = max(x, 0) + log1p(e^{-beta |x|}) / beta.
+// Stable for every x and beta with no linear threshold (PyTorch's threshold=20 makes the
+// second derivative exactly 0 for beta x > 20, which would silently kill attack directions).
+struct Softplus {
+  double beta = 1.0;
+  template <class T> FRAGILE_HD T operator()(T x) const {
+    T b = T(beta);
+    T relu = x > T(0) ? x : T(0);
+    return relu + std::log1p(std::exp(-b * std::fabs(x))) / b;
+  }
+};
+struct PowScalar {
+  double exponent = 1.0;
+  template <class T> FRAGILE_HD T operator()(T x) const {
+    T e = T(exponent);
+    if (e == T(2)) return x * x;  // exact and fast for the most common case
+    return std::pow(x, e);
+  }
+};
+struct Clamp {
+  double lo, hi;
+  template <class T> FRAGILE_HD T operator()(T x) const {
+    T l = T(lo), h = T(hi);
+    return x < l ? l : (x > h ? h : x);
+  }
+};
+// clamp's derivative: 1 strictly inside (lo, hi), 0 outside and at the bounds.
+struct ClampMask {
+  double lo, hi;
+  template <class T> FRAGILE_HD T operator()(T x) const {
+    return (x > T(lo) && x < T(hi)) ? T(1) : T(0);
+  }
+};
+
+}  // namespace fragile::fn
