@@ -88,9 +88,10 @@ Grads where_bw(const Node& n, const Tensor& g, const Needs& need) {
 Grads relu_bw(const Node& n, const Tensor& g, const Needs&) {
   return {mul(g, mask(UnaryOp::ReluMask, in(n, 0)))};
 }
+// sigma' = sigma(x) sigma(-x), not y (1 - y): in float32, 1 - y has no significant digits left
+// once x > ~16, while sigma(-x) keeps full relative precision.
 Grads sigmoid_bw(const Node& n, const Tensor& g, const Needs&) {
-  Tensor y = n.output();
-  return {mul(g, mul(y, rsub(1.0, y)))};
+  return {mul(g, mul(n.output(), sigmoid(neg(in(n, 0)))))};
 }
 Grads tanh_bw(const Node& n, const Tensor& g, const Needs&) {
   Tensor y = n.output();
@@ -106,8 +107,9 @@ Grads softplus_backward_bw(const Node& n, const Tensor& u, const Needs& need) {
   Grads out(2);
   if (need[0]) out[0] = softplus_backward(u, x, beta);
   if (need[1]) {
-    Tensor s = sigmoid(mul(x, beta));
-    out[1] = mul(mul(u, g), mul(mul(s, rsub(1.0, s)), beta));
+    // s (1 - s) written as s(bx) s(-bx): keeps float32 precision for large |beta x|.
+    Tensor bx = mul(x, beta);
+    out[1] = mul(mul(u, g), mul(mul(sigmoid(bx), sigmoid(neg(bx))), beta));
   }
   return out;
 }

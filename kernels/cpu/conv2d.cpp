@@ -31,6 +31,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/loops.h"
 
 namespace fragile::cpu {
 namespace {
@@ -179,7 +180,9 @@ bool for_each_item(const ConvGeom& g, bool parallel, Body&& body) {
 
 bool use_item_parallelism(const ConvGeom& g) {
   const int threads = omp_get_max_threads();
-  return threads > 1 && g.items() >= threads;
+  // Tiny convolutions are not worth waking the thread team (and suffer most when cores are busy).
+  return threads > 1 && g.items() >= threads &&
+         g.N * g.C_out * g.HoWo() * g.CgKK() >= kParallelGrain * 8;
 }
 
 template <typename T>

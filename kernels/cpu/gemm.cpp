@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/loops.h"
 
 namespace fragile::cpu {
 namespace {
@@ -89,7 +90,7 @@ void matmul_impl(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
   // one GEMM per thread than by splitting each small GEMM; Eigen sees it is inside a parallel
   // region and stays single-threaded there. Otherwise Eigen's own OpenMP GEMM uses the cores.
   const int threads = omp_get_max_threads();
-  if (B > 1 && B >= threads && threads > 1) {
+  if (B > 1 && B >= threads && threads > 1 && B * M * N * a.size(2) >= kParallelGrain * 16) {
 #pragma omp parallel for schedule(static)
     for (int64_t bi = 0; bi < B; ++bi) one(bi);
   } else {

@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/loops.h"
 
 namespace fragile::cpu {
 namespace {
@@ -70,7 +71,7 @@ void max_pool_impl(const Tensor& x_in, Tensor& out, Tensor& indices, const PoolG
   const T* xp = x.data<T>();
   T* op = out.data<T>();
   int64_t* ip = indices.data<int64_t>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.planes * g.HW() >= kParallelGrain)
   for (int64_t pl = 0; pl < g.planes; ++pl) {
     const T* plane = xp + pl * g.HW();
     T* o = op + pl * g.HoWo();
@@ -116,7 +117,7 @@ bool scatter_impl(const Tensor& grad_in, const Tensor& idx_in, Tensor& out, int6
   const int64_t* ip = idx.data<int64_t>();
   T* op = out.data<T>();
   bool ok = true;
-#pragma omp parallel for schedule(static) reduction(&& : ok)
+#pragma omp parallel for schedule(static) reduction(&& : ok) if (planes * HW >= kParallelGrain)
   for (int64_t pl = 0; pl < planes; ++pl) {
     T* o = op + pl * HW;
     std::fill(o, o + HW, T(0));
@@ -143,7 +144,7 @@ bool gather_impl(const Tensor& x_in, const Tensor& idx_in, Tensor& out, int64_t 
   const int64_t* ip = idx.data<int64_t>();
   T* op = out.data<T>();
   bool ok = true;
-#pragma omp parallel for schedule(static) reduction(&& : ok)
+#pragma omp parallel for schedule(static) reduction(&& : ok) if (planes * HW >= kParallelGrain)
   for (int64_t pl = 0; pl < planes; ++pl) {
     const T* plane = xp + pl * HW;
     const int64_t* id = ip + pl * HoWo;
@@ -166,7 +167,7 @@ void avg_pool_impl(const Tensor& x_in, Tensor& out, const PoolGeom& g, bool coun
   const Tensor x = contiguous(x_in);
   const T* xp = x.data<T>();
   T* op = out.data<T>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.planes * g.HW() >= kParallelGrain)
   for (int64_t pl = 0; pl < g.planes; ++pl) {
     const T* plane = xp + pl * g.HW();
     T* o = op + pl * g.HoWo();
@@ -194,7 +195,7 @@ void avg_pool_backward_impl(const Tensor& grad_in, Tensor& out, const PoolGeom& 
   const Tensor grad = contiguous(grad_in);
   const T* gp = grad.data<T>();
   T* op = out.data<T>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.planes * g.HW() >= kParallelGrain)
   for (int64_t pl = 0; pl < g.planes; ++pl) {
     T* plane = op + pl * g.HW();
     std::fill(plane, plane + g.HW(), T(0));

@@ -32,9 +32,10 @@ struct SoftplusBackward {
 struct SoftplusDoubleBackward {
   double beta = 1.0;
   template <class T> FRAGILE_HD void operator()(T u, T g, T x, T& grad_g, T& grad_x) const {
-    T s = Sigmoid{}(T(beta) * x);
+    T bx = T(beta) * x;
+    T s = Sigmoid{}(bx);
     grad_g = u * s;
-    grad_x = u * g * T(beta) * s * (T(1) - s);
+    grad_x = u * g * T(beta) * s * Sigmoid{}(-bx);  // s (1 - s) without cancellation
   }
 };
 
