@@ -1,0 +1,28 @@
+// The caching device allocator installed for Device::CUDA. Plain C++ header (no CUDA types).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "core/allocator.h"
+
+namespace fragile::cuda {
+
+// The process-wide caching allocator (never destroyed; see allocator.cu).
+Allocator& caching_allocator();
+
+// Installs caching_allocator() for Device::CUDA unless another allocator (e.g. a test's
+// counting allocator) is already installed. Idempotent; never touches the device.
+void install_caching_allocator();
+
+// Returns every cached (free) block to the driver. Blocks in use are untouched.
+void empty_cache();
+
+struct CacheStats {
+  std::size_t bytes_in_use = 0;     // handed out and not yet returned
+  std::size_t bytes_cached = 0;     // free, kept for reuse
+  std::size_t peak_bytes_in_use = 0;
+  int64_t device_allocations = 0;   // cudaMalloc calls so far (cache misses)
+};
+CacheStats cache_stats();
+
+}  // namespace fragile::cuda

@@ -1,0 +1,149 @@
+// Fused element-wise kernels (declared in fused.h).
+//
+// Vocabulary: x the pre-activation input, beta the softplus sharpness, g the incoming
+// gradient of softplus (grad_output of the first backward), u the upstream gradient of that
+// backward (second order); for attacks x the current iterate, d the attack direction
+// (a gradient), x0 the clean input; for IG acc the running sum and g one path gradient.
+//
+// Bandwidth: each of these would otherwise be 2-6 separate element-wise kernels, each
+// reading and writing whole tensors. Fused, every input is read once and every output
+// written once: e.g. the attack step moves 4 tensors' worth of bytes instead of ~14, and
+// the softplus pair 3 instead of 4 (value and sigmoid from one read of x). The math comes
+// from the shared functors (kernels/functors), so CPU references agree bit for bit in the
+// formulas.
+//
+// Single-output fusions use the map machinery (any strides, vectorised when contiguous);
+// the two-output kernels read contiguous inputs (strided ones are copied first) and write
+// contiguous outputs.
+#include "core/error.h"
+#include "kernels/cuda/elementwise.cuh"
+#include "kernels/cuda/fused.h"
+#include "kernels/cuda/tensor_util.h"
+#include "kernels/functors/binary.h"
+#include "kernels/functors/unary.h"
+
+namespace fragile::cuda {
+namespace {
+
+constexpr int kBlock = 256;
+
+template <typename T>
+__global__ void softplus_fwd_bwd_kernel(int64_t n, double beta, const T* x, T* value, T* sig) {
+  const fn::Softplus softplus{beta};
+  const T b = static_cast<T>(beta);
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const T xi = x[i];
+    value[i] = softplus(xi);
+    sig[i] = fn::Sigmoid{}(b * xi);
+  }
+}
+
+template <typename T>
+__global__ void softplus_double_backward_kernel(int64_t n, double beta, const T* u, const T* g,
+                                                const T* x, T* grad_g, T* grad_x) {
+  const fn::SoftplusDoubleBackward f{beta};
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    T gg, gx;
+    f(u[i], g[i], x[i], gg, gx);
+    grad_g[i] = gg;
+    grad_x[i] = gx;
+  }
+}
+
+// clamp(x0 + clamp(x + alpha sign(d) - x0, -eps, eps), lo, hi)
+struct AttackStep {
+  double alpha, eps, lo, hi;
+  template <class T>
+  __device__ __forceinline__ T operator()(T x, T d, T x0) const {
+    const T stepped = x + static_cast<T>(alpha) * fn::Sign{}(d);
+    const T delta = fn::Clamp{-eps, eps}(stepped - x0);
+    return fn::Clamp{lo, hi}(x0 + delta);
+  }
+};
+
+struct ScaleAdd {  // acc + w g
+  double w;
+  template <class T>
+  __device__ __forceinline__ T operator()(T acc, T g) const {
+    return acc + static_cast<T>(w) * g;
+  }
+};
+
+void check_operand(const Tensor& t, const Tensor& like, const char* what, const char* name) {
+  check_on_device(t, what, name);
+  FRAGILE_CHECK(t.dtype() == like.dtype(), what, ": ", name, " is ", dtype_name(t.dtype()),
+                ", expected ", dtype_name(like.dtype()));
+  FRAGILE_CHECK(t.shape() == like.shape(), what, ": ", name, " has shape ",
+                shape_str(t.shape()), ", expected ", shape_str(like.shape()));
+}
+
+void check_output(const Tensor& t, const Tensor& like, const char* what, const char* name) {
+  check_operand(t, like, what, name);
+  FRAGILE_CHECK(t.is_contiguous(), what, ": ", name, " must be contiguous");
+}
+
+}  // namespace
+
+void softplus_forward_backward(const Tensor& x_in, double beta, Tensor& value, Tensor& sig) {
+  const char* what = "cuda softplus_forward_backward";
+  check_on_device(x_in, what, "x");
+  check_output(value, x_in, what, "value");
+  check_output(sig, x_in, what, "sig");
+  const int64_t n = x_in.numel();
+  if (n == 0) return;
+  const Tensor x = contiguous(x_in);
+  FRAGILE_DISPATCH_FLOAT(x.dtype(), what, [&] {
+    softplus_fwd_bwd_kernel<scalar_t><<<grid_for(n, kBlock), kBlock, 0, stream()>>>(
+        n, beta, x.data<scalar_t>(), value.data<scalar_t>(), sig.data<scalar_t>());
+  });
+  FRAGILE_CUDA_LAUNCH_CHECK();
+}
+
+void softplus_double_backward(const Tensor& u_in, const Tensor& g_in, const Tensor& x_in,
+                              double beta, Tensor& grad_g, Tensor& grad_x) {
+  const char* what = "cuda softplus_double_backward";
+  check_on_device(x_in, what, "x");
+  check_operand(u_in, x_in, what, "u");
+  check_operand(g_in, x_in, what, "g");
+  check_output(grad_g, x_in, what, "grad_g");
+  check_output(grad_x, x_in, what, "grad_x");
+  const int64_t n = x_in.numel();
+  if (n == 0) return;
+  const Tensor u = contiguous(u_in), g = contiguous(g_in), x = contiguous(x_in);
+  FRAGILE_DISPATCH_FLOAT(x.dtype(), what, [&] {
+    softplus_double_backward_kernel<scalar_t><<<grid_for(n, kBlock), kBlock, 0, stream()>>>(
+        n, beta, u.data<scalar_t>(), g.data<scalar_t>(), x.data<scalar_t>(),
+        grad_g.data<scalar_t>(), grad_x.data<scalar_t>());
+  });
+  FRAGILE_CUDA_LAUNCH_CHECK();
+}
+
+void attack_step(const Tensor& x, const Tensor& d, const Tensor& x0, double alpha, double eps,
+                 double lo, double hi, Tensor& x_new) {
+  const char* what = "cuda attack_step";
+  check_on_device(x_new, what, "x_new");
+  FRAGILE_CHECK(is_floating(x_new.dtype()), what, ": x_new must be float");
+  check_operand(x, x_new, what, "x");
+  check_operand(d, x_new, what, "d");
+  check_operand(x0, x_new, what, "x0");
+  FRAGILE_DISPATCH_FLOAT(x_new.dtype(), what, [&] {
+    using T = scalar_t;
+    map(AttackStep{alpha, eps, lo, hi}, x_new.shape(), arg<T>(x_new), arg<const T>(x),
+        arg<const T>(d), arg<const T>(x0));
+  });
+}
+
+void ig_accumulate(Tensor& acc, const Tensor& g, double w) {
+  const char* what = "cuda ig_accumulate";
+  check_on_device(acc, what, "acc");
+  FRAGILE_CHECK(is_floating(acc.dtype()), what, ": acc must be float");
+  check_operand(g, acc, what, "g");
+  FRAGILE_DISPATCH_FLOAT(acc.dtype(), what, [&] {
+    using T = scalar_t;
+    map(ScaleAdd{w}, acc.shape(), arg<T>(acc), arg<const T>(acc), arg<const T>(g));
+  });
+}
+
+}  // namespace fragile::cuda
