@@ -10,7 +10,7 @@ PACKAGES=(
   libstb-dev                          # PNG/JPEG decoding
   libcli11-dev nlohmann-json3-dev     # the CLI and its JSON output
   googletest libgtest-dev libgmock-dev libbenchmark-dev
-  python3-numpy python3-scipy python3-torch python3-torchvision python3-onnx python3-pip
+  python3-numpy python3-scipy python3-skimage python3-torch python3-torchvision python3-onnx python3-pip
   dataset-fashion-mnist               # real data for the shipped model and influence tests
 )
 

@@ -1,0 +1,237 @@
+#include "nn/image.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/ops.h"
+#include "nn/npy.h"
+
+// stb_image, compiled here with internal linkage (no clash with any other copy), PNG and JPEG
+// only, decoding from memory.
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wall"
+#pragma GCC diagnostic ignored "-Wextra"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_NO_STDIO
+#define STBI_NO_LINEAR
+#define STBI_NO_HDR
+#define STBI_MAX_DIMENSIONS (1 << 15)
+#include <stb/stb_image.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace fragile::nn {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string slurp(const fs::path& path, const std::string& what) {
+  std::error_code ec;
+  FRAGILE_CHECK(fs::exists(path, ec), "cannot open ", what, " '", path.string(),
+                "': no such file");
+  FRAGILE_CHECK(fs::is_regular_file(path, ec), "cannot open ", what, " '", path.string(),
+                "': not a regular file");
+  std::ifstream f(path, std::ios::binary);
+  FRAGILE_CHECK(f.good(), "cannot open ", what, " '", path.string(), "': ", std::strerror(errno));
+  std::ostringstream os;
+  os << f.rdbuf();
+  return os.str();
+}
+
+// PyTorch's source index for align_corners=False: half-pixel centers, clamped at 0.
+struct Tap {
+  int64_t i0, i1;
+  double w1;  // weight of i1
+};
+std::vector<Tap> taps(int64_t in, int64_t out, int64_t offset) {
+  std::vector<Tap> t(out);
+  const double scale = static_cast<double>(in) / static_cast<double>(out);
+  for (int64_t o = 0; o < out; ++o) {
+    double src = (static_cast<double>(o) + 0.5) * scale - 0.5;
+    if (src < 0) src = 0;
+    int64_t i0 = std::min<int64_t>(static_cast<int64_t>(src), in - 1);
+    int64_t i1 = i0 + (i0 < in - 1 ? 1 : 0);
+    t[o] = {i0 + offset, i1 + offset, src - static_cast<double>(i0)};
+  }
+  return t;
+}
+
+// mean / scale expanded to one value per model channel (1 for GRAY, 3 for RGB/BGR).
+std::vector<double> per_channel(const std::vector<double>& v, int64_t channels, const char* what) {
+  if (v.size() == 1) return std::vector<double>(channels, v[0]);
+  FRAGILE_CHECK(static_cast<int64_t>(v.size()) == channels, what, " needs 1 or ", channels,
+                " values, got ", v.size());
+  return v;
+}
+
+// PIL's Image.convert("L") in integer arithmetic (ITU-R 601-2 luma, rounded), so a grayscale
+// model sees exactly what its PIL-based training pipeline saw. Gray PNGs decode to R = G = B
+// and map to themselves.
+uint8_t luma(const uint8_t* rgb) {
+  return static_cast<uint8_t>((rgb[0] * 19595u + rgb[1] * 38470u + rgb[2] * 7471u + 0x8000u) >> 16);
+}
+
+}  // namespace
+
+Image decode_image(const std::string& bytes, const std::string& what) {
+  FRAGILE_CHECK(!bytes.empty(), "cannot decode image ", what, ": empty file");
+  FRAGILE_CHECK(bytes.size() < (size_t{1} << 31), "cannot decode image ", what, ": file too large");
+  int w = 0, h = 0, comp = 0;
+  stbi_uc* data = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
+                                        static_cast<int>(bytes.size()), &w, &h, &comp, 3);
+  if (!data) {
+    const char* reason = stbi_failure_reason();
+    FRAGILE_FAIL("cannot decode image ", what, ": ", reason ? reason : "unknown error",
+                 " (PNG and JPEG are supported)");
+  }
+  Image img;
+  img.width = w;
+  img.height = h;
+  img.rgb.assign(data, data + static_cast<size_t>(w) * h * 3);
+  stbi_image_free(data);
+  return img;
+}
+
+Image load_image(const fs::path& path) {
+  return decode_image(slurp(path, "image"), "'" + path.string() + "'");
+}
+
+void Preprocess::validate() const {
+  FRAGILE_CHECK(channel_order == "RGB" || channel_order == "BGR" || channel_order == "GRAY",
+                "channel order must be RGB, BGR or GRAY, got '", channel_order, "'");
+  per_channel(mean, channels(), "mean");
+  per_channel(scale, channels(), "scale");
+  FRAGILE_CHECK(size >= 0, "size must be positive");
+  FRAGILE_CHECK(resize == "center-crop-square,bilinear" || resize == "stretch,bilinear" ||
+                    resize == "none",
+                "resize must be 'center-crop-square,bilinear', 'stretch,bilinear' or 'none', got '",
+                resize, "'");
+  FRAGILE_CHECK(resize == "none" || size > 0, "resize '", resize, "' needs a size");
+}
+
+std::vector<double> parse_number_list(const std::string& text, const std::string& what) {
+  std::vector<double> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    FRAGILE_CHECK(end != item.c_str() && std::isfinite(v), what, ": '", text,
+                  "' is not a comma-separated list of numbers");
+    while (*end == ' ') ++end;
+    FRAGILE_CHECK(*end == '\0', what, ": '", text, "' is not a comma-separated list of numbers");
+    out.push_back(v);
+  }
+  FRAGILE_CHECK(!out.empty(), what, ": empty list");
+  return out;
+}
+
+Preprocess preprocess_from_metadata(const Model& model) {
+  Preprocess p;
+  if (auto v = model.meta("preprocess.channel_order")) p.channel_order = *v;
+  if (auto v = model.meta("preprocess.mean")) p.mean = parse_number_list(*v, "preprocess.mean");
+  if (auto v = model.meta("preprocess.scale")) p.scale = parse_number_list(*v, "preprocess.scale");
+  if (auto v = model.meta("preprocess.resize")) p.resize = *v;
+  if (auto v = model.meta("preprocess.size")) {
+    auto s = parse_number_list(*v, "preprocess.size");
+    p.size = static_cast<int64_t>(s[0]);
+  } else {
+    auto ins = model.graph.data_inputs();
+    if (ins.size() == 1 && ins[0]->has_shape && ins[0]->dims.size() == 4 &&
+        ins[0]->dims[2].value > 0 && ins[0]->dims[2].value == ins[0]->dims[3].value) {
+      p.size = ins[0]->dims[2].value;
+    }
+  }
+  return p;
+}
+
+Tensor preprocess_image(const Image& img, const Preprocess& p) {
+  p.validate();
+  FRAGILE_CHECK(img.width > 0 && img.height > 0 &&
+                    img.rgb.size() == static_cast<size_t>(img.width * img.height * 3),
+                "bad image buffer");
+  const int64_t channels = p.channels();
+  const std::vector<double> mean = per_channel(p.mean, channels, "mean"),
+                            scale = per_channel(p.scale, channels, "scale");
+  int64_t oh, ow;
+  std::vector<Tap> ty, tx;
+  if (p.resize == "none") {
+    FRAGILE_CHECK(p.size == 0 || (img.width == p.size && img.height == p.size), "the image is ",
+                  img.width, "x", img.height, " but the model takes ", p.size, "x", p.size,
+                  " and resize is 'none'");
+    oh = img.height;
+    ow = img.width;
+    ty = taps(oh, oh, 0);
+    tx = taps(ow, ow, 0);
+  } else {
+    oh = ow = p.size;
+    if (p.resize == "center-crop-square,bilinear") {
+      const int64_t s = std::min(img.width, img.height);
+      ty = taps(s, oh, (img.height - s) / 2);
+      tx = taps(s, ow, (img.width - s) / 2);
+    } else {
+      ty = taps(img.height, oh, 0);
+      tx = taps(img.width, ow, 0);
+    }
+  }
+  Tensor out = Tensor::empty({1, channels, oh, ow}, DType::Float32);
+  float* o = out.data<float>();
+  const bool bgr = p.channel_order == "BGR";
+  // A GRAY model reads one luma plane, made before resizing (as PIL converts, then resizes).
+  std::vector<uint8_t> gray;
+  if (channels == 1) {
+    gray.resize(static_cast<size_t>(img.width * img.height));
+    for (size_t i = 0; i < gray.size(); ++i) gray[i] = luma(&img.rgb[i * 3]);
+  }
+  const uint8_t* px = channels == 1 ? gray.data() : img.rgb.data();
+  const int64_t pixel_stride = channels == 1 ? 1 : 3;
+  const int64_t stride = img.width * pixel_stride;
+  for (int64_t c = 0; c < channels; ++c) {
+    const int64_t src_c = channels == 1 ? 0 : (bgr ? 2 - c : c);
+    for (int64_t y = 0; y < oh; ++y) {
+      const Tap& a = ty[y];
+      for (int64_t x = 0; x < ow; ++x) {
+        const Tap& b = tx[x];
+        auto at = [&](int64_t yy, int64_t xx) {
+          return static_cast<double>(px[yy * stride + xx * pixel_stride + src_c]);
+        };
+        const double top = (1 - b.w1) * at(a.i0, b.i0) + b.w1 * at(a.i0, b.i1);
+        const double bot = (1 - b.w1) * at(a.i1, b.i0) + b.w1 * at(a.i1, b.i1);
+        const double v = (1 - a.w1) * top + a.w1 * bot;
+        o[(c * oh + y) * ow + x] = static_cast<float>((v - mean[c]) * scale[c]);
+      }
+    }
+  }
+  return out;
+}
+
+Tensor load_input(const fs::path& path, const Preprocess& p) {
+  const std::string bytes = slurp(path, "input");
+  const std::string what = "'" + path.string() + "'";
+  if (bytes.size() >= 6 && bytes.compare(0, 6, "\x93NUMPY", 6) == 0) {
+    Tensor t = parse_npy(bytes, what);
+    FRAGILE_CHECK((t.dim() == 3 && (t.size(0) == 1 || t.size(0) == 3)) ||
+                      (t.dim() == 4 && (t.size(1) == 1 || t.size(1) == 3)),
+                  what, ": a .npy input must have shape [C,H,W] or [N,C,H,W] with C = 1 or 3, got ",
+                  shape_str(t.shape()));
+    return t.dim() == 3 ? reshape(t, {1, t.size(0), t.size(1), t.size(2)}) : t;
+  }
+  return preprocess_image(decode_image(bytes, what), p);
+}
+
+}  // namespace fragile::nn

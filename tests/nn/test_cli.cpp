@@ -1,0 +1,269 @@
+// The `fragile` binary end to end: predictions on the real SqueezeNet, and every bad input giving
+// one line on stderr and exit status 1 (these also run under AddressSanitizer builds).
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+
+#include "core/ops.h"
+#include "nn/npy.h"
+#include "tests/nn/nn_test_util.h"
+
+namespace fragile::nntest {
+namespace {
+
+struct CliRun {
+  int status = -1;        // exit status, or -1 when killed by a signal
+  std::string out, err;
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+CliRun run_cli(const std::vector<std::string>& args) {
+  static int counter = 0;
+  const fs::path d = temp_dir("cli");
+  const fs::path out = d / ("out" + std::to_string(counter)), err = d / ("err" + std::to_string(counter));
+  ++counter;
+  std::string cmd = quote(FRAGILE_CLI_PATH);
+  for (const auto& a : args) cmd += " " + quote(a);
+  cmd += " >" + quote(out.string()) + " 2>" + quote(err.string());
+  const int rc = std::system(cmd.c_str());
+  CliRun r;
+  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  r.out = read_bytes(out);
+  r.err = read_bytes(err);
+  return r;
+}
+
+std::string squeezenet() { return shared_path("models/squeezenet1.0.onnx").string(); }
+std::string image(const std::string& name) { return shared_path("images/" + name).string(); }
+
+// One clear line on stderr, exit status 1, nothing from a sanitizer.
+void expect_clean_failure(const CliRun& r, const std::string& must_contain) {
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(r.err.rfind("fragile: error: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(must_contain), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("Sanitizer"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("runtime error"), std::string::npos) << r.err;
+}
+
+nlohmann::json predict_json(const std::string& img) {
+  CliRun r = run_cli({"predict", "--model", squeezenet(), "--image", img, "--top", "2", "--json"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  return nlohmann::json::parse(r.out);
+}
+
+// ../shared/models/README.md: chelsea 285 (0.56, next 282 0.24); coffee 967 (0.95, 809 0.02).
+TEST(Cli, PredictChelseaIsEgyptianCat) {
+  auto j = predict_json(image("chelsea.png"));
+  const auto& top = j["top"];
+  ASSERT_EQ(top.size(), 2u);
+  EXPECT_EQ(top[0]["class"], 285);
+  EXPECT_EQ(top[0]["label"], "Egyptian cat");
+  EXPECT_NEAR(top[0]["prob"].get<double>(), 0.56, 0.01);
+  EXPECT_EQ(top[1]["class"], 282);
+  EXPECT_NEAR(top[1]["prob"].get<double>(), 0.24, 0.01);
+  std::cout << "chelsea.png: " << top.dump() << "\n";
+}
+
+// The shipped grayscale Fashion-MNIST model: every sample image is classified as the label in
+// its file name (test<i>_<label>.png), with the label text from fashion_mnist_classes.txt.
+TEST(Cli, PredictShippedFashionModel) {
+  const fs::path root(FRAGILE_SOURCE_DIR);
+  const std::string model = (root / "tools/models/fashion_cnn.onnx").string();
+  int seen = 0;
+  for (const auto& f : fs::directory_iterator(root / "tools/models/fashion_samples")) {
+    std::string want = f.path().stem().string();
+    want = want.substr(want.find('_') + 1);  // "ankle_boot"
+    CliRun r = run_cli({"predict", "-m", model, "-i", f.path().string(), "--json"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    std::string got = nlohmann::json::parse(r.out)["top"][0]["label"];
+    for (char& c : got) c = c == ' ' ? '_' : static_cast<char>(std::tolower(c));
+    EXPECT_EQ(got, want) << f.path();
+    ++seen;
+  }
+  EXPECT_EQ(seen, 8);
+}
+
+TEST(Cli, PredictCoffeeIsEspresso) {
+  auto j = predict_json(image("coffee.png"));
+  const auto& top = j["top"];
+  EXPECT_EQ(top[0]["class"], 967);
+  EXPECT_EQ(top[0]["label"], "espresso");
+  EXPECT_NEAR(top[0]["prob"].get<double>(), 0.95, 0.01);
+  EXPECT_EQ(top[1]["class"], 809);
+  EXPECT_NEAR(top[1]["prob"].get<double>(), 0.02, 0.01);
+  std::cout << "coffee.png: " << top.dump() << "\n";
+}
+
+TEST(Cli, PredictBatchNpyAndTextOutput) {
+  const fs::path d = temp_dir("cli_batch");
+  Tensor x = npy(manifest()["chelsea_preprocessed"]);
+  nn::write_npy(d / "x2.npy", concat({x, x}, 0));
+  CliRun r = run_cli({"predict", "-m", squeezenet(), "-i", (d / "x2.npy").string(), "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["batch"].size(), 2u);
+  EXPECT_EQ(j["batch"][1]["top"][0]["class"], 285);
+  EXPECT_EQ(j["batch"][1]["top"].size(), 5u);
+  r = run_cli({"predict", "-m", squeezenet(), "-i", image("coffee.png"), "-k", "1"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.out.find("espresso"), std::string::npos) << r.out;
+}
+
+TEST(Cli, HvpWritesGradientAndHvp) {
+  const fs::path d = temp_dir("cli_hvp");
+  const auto& e = model_entry("squeezenet");
+  CliRun r = run_cli({"hvp", "--model", squeezenet(), "--image", data_path(e["input"]).string(),
+                   "--vector", data_path(e["vector"]).string(), "--activation", "softplus:10",
+                   "--out", (d / "hv.npy").string(), "--grad-out", (d / "g.npy").string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("class 285"), std::string::npos) << r.out;
+  // float32 (the default): within 1e-3 of the float64 truth, or of PyTorch float32's own
+  // distance from it when that is larger (see test_models.cpp).
+  const double hv_bar = std::max(1e-3, 3.0 * e.value("torch_f32_hvp_err", 0.0));
+  const double g_bar = std::max(1e-3, 3.0 * e.value("torch_f32_grad_err", 0.0));
+  EXPECT_LT(rel_err(nn::read_npy(d / "hv.npy"), npy(e["hvp"])), hv_bar);
+  EXPECT_LT(rel_err(nn::read_npy(d / "g.npy"), npy(e["grad"])), g_bar);
+  // float64 through the CLI matches PyTorch's float64 tightly.
+  CliRun r64 = run_cli({"hvp", "--model", squeezenet(), "--image", data_path(e["input"]).string(),
+                        "--vector", data_path(e["vector"]).string(), "--activation",
+                        "softplus:10", "--dtype", "float64", "--out", (d / "hv64.npy").string(),
+                        "--grad-out", (d / "g64.npy").string()});
+  ASSERT_EQ(r64.status, 0) << r64.err;
+  EXPECT_LT(rel_err(nn::read_npy(d / "hv64.npy"), npy(e["hvp"])), 1e-9);
+  EXPECT_LT(rel_err(nn::read_npy(d / "g64.npy"), npy(e["grad"])), 1e-9);
+  // Bad vector shape and bad class: clean failures.
+  nn::write_npy(d / "v_small.npy", Tensor::zeros({1, 3, 10, 10}));
+  expect_clean_failure(run_cli({"hvp", "-m", squeezenet(), "-i", image("chelsea.png"), "--vector",
+                                (d / "v_small.npy").string(), "-o", (d / "x.npy").string()}),
+                       "--vector");
+  expect_clean_failure(run_cli({"hvp", "-m", squeezenet(), "-i", image("chelsea.png"), "--vector",
+                                data_path(e["vector"]).string(), "--class", "1000", "-o",
+                                (d / "x.npy").string()}),
+                       "out of range");
+}
+
+TEST(Cli, ImportPrintsSummaryAndWritesTransformedModel) {
+  const fs::path d = temp_dir("cli_import");
+  CliRun r = run_cli({"import", data_path("models/googlenet.onnx").string(), "--fold-bn",
+                   "--activation", "softplus:10", "-o", (d / "g.onnx").string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* s : {"input  float32 [N,3,224,224]", "logits", "Conv 57", "parameters:",
+                        "FLOPs per image:", "folded 57 BatchNormalization",
+                        "replaced 57 Relu with softplus(beta=10)"}) {
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  }
+  r = run_cli({"import", (d / "g.onnx").string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("Softplus 57"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("BatchNormalization"), std::string::npos) << r.out;
+}
+
+TEST(Cli, HelpForEveryCommand) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--help"}, {"import", "--help"}, {"predict", "--help"}, {"hvp", "--help"}}) {
+    CliRun r = run_cli(args);
+    EXPECT_EQ(r.status, 0) << args[0];
+    EXPECT_NE(r.out.find("Usage:"), std::string::npos) << r.out;
+  }
+  CliRun r = run_cli({"predict", "--model", squeezenet()});  // --image missing
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("--image"), std::string::npos) << r.err;
+  r = run_cli({});
+  EXPECT_NE(r.status, 0);
+}
+
+// ---- bad inputs: one message, exit status 1, never a crash --------------------------------------
+
+TEST(CliErrors, TruncatedOnnx) {
+  const fs::path d = temp_dir("cli_trunc");
+  const std::string bytes = read_bytes(squeezenet());
+  write_bytes(d / "trunc.onnx", bytes.substr(0, bytes.size() / 2));
+  expect_clean_failure(run_cli({"predict", "-m", (d / "trunc.onnx").string(), "-i",
+                                image("chelsea.png")}),
+                       "trunc");
+  expect_clean_failure(run_cli({"import", (d / "trunc.onnx").string()}), "not a valid ONNX");
+}
+
+TEST(CliErrors, UnknownOp) {
+  expect_clean_failure(run_cli({"import", data_path("models/unknown_op.onnx").string()}),
+                       "unsupported op 'FooBar'");
+  const fs::path d = temp_dir("cli_unknown");
+  nn::write_npy(d / "x.npy", Tensor::zeros({1, 3, 8, 8}));
+  expect_clean_failure(run_cli({"predict", "-m", data_path("models/unknown_op.onnx").string(),
+                                "-i", (d / "x.npy").string()}),
+                       "mystery_node");
+}
+
+TEST(CliErrors, WrongInputShape) {
+  const fs::path d = temp_dir("cli_shape");
+  nn::write_npy(d / "x.npy", Tensor::zeros({1, 3, 224, 224}));
+  expect_clean_failure(run_cli({"predict", "-m", squeezenet(), "-i", (d / "x.npy").string()}),
+                       "expects shape [N,3,227,227], got [1,3,224,224]");
+  nn::write_npy(d / "y.npy", Tensor::zeros({2, 2}));
+  expect_clean_failure(run_cli({"predict", "-m", squeezenet(), "-i", (d / "y.npy").string()}),
+                       "[C,H,W] or [N,C,H,W]");
+}
+
+TEST(CliErrors, MissingFiles) {
+  expect_clean_failure(run_cli({"predict", "-m", squeezenet(), "-i", "/nonexistent/cat.png"}),
+                       "no such file");
+  expect_clean_failure(run_cli({"predict", "-m", "/nonexistent/m.onnx", "-i", image("chelsea.png")}),
+                       "no such file");
+  expect_clean_failure(run_cli({"import", "/nonexistent/m.onnx"}), "no such file");
+}
+
+TEST(CliErrors, NonImageFile) {
+  const fs::path d = temp_dir("cli_nonimage");
+  write_bytes(d / "notes.png", "just some text, not a picture\n");
+  expect_clean_failure(run_cli({"predict", "-m", squeezenet(), "-i", (d / "notes.png").string()}),
+                       "cannot decode image");
+  // A JPEG header followed by garbage.
+  write_bytes(d / "broken.jpg", std::string("\xFF\xD8\xFF\xE0\x00\x10JFIF\x00", 11) +
+                                    std::string(200, '\x42'));
+  expect_clean_failure(run_cli({"predict", "-m", squeezenet(), "-i", (d / "broken.jpg").string()}),
+                       "cannot decode image");
+  expect_clean_failure(run_cli({"predict", "-m", image("chelsea.png"), "-i", image("chelsea.png")}),
+                       "ONNX");
+}
+
+TEST(CliErrors, NanInNpy) {
+  const fs::path d = temp_dir("cli_nan");
+  Tensor x = Tensor::zeros({1, 3, 227, 227});
+  std::vector<double> v = x.to_vector();
+  v[1234] = std::nan("");
+  nn::write_npy(d / "nan.npy", Tensor::from_vector(v, {1, 3, 227, 227}));
+  expect_clean_failure(run_cli({"predict", "-m", squeezenet(), "-i", (d / "nan.npy").string()}),
+                       "NaN");
+  nn::write_npy(d / "zero.npy", x);
+  nn::write_npy(d / "vnan.npy", Tensor::from_vector(v, {1, 3, 227, 227}));
+  expect_clean_failure(run_cli({"hvp", "-m", squeezenet(), "-i", (d / "zero.npy").string(),
+                                "--vector", (d / "vnan.npy").string(), "-o",
+                                (d / "hv.npy").string()}),
+                       "NaN");
+}
+
+TEST(CliErrors, BadOptions) {
+  expect_clean_failure(run_cli({"predict", "-m", squeezenet(), "-i", image("chelsea.png"),
+                                "--activation", "softplus:abc"}),
+                       "softplus:BETA");
+  expect_clean_failure(run_cli({"predict", "-m", squeezenet(), "-i", image("chelsea.png"),
+                                "--dtype", "float16"}),
+                       "--dtype");
+  expect_clean_failure(run_cli({"predict", "-m", squeezenet(), "-i", image("chelsea.png"),
+                                "--mean", "1,2,x"}),
+                       "--mean");
+}
+
+}  // namespace
+}  // namespace fragile::nntest

@@ -1,0 +1,92 @@
+#include "tools/cli_common.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "nn/onnx_io.h"
+#include "nn/transforms.h"
+
+namespace fragile::cli {
+
+void ModelOptions::add_to(CLI::App& app, bool with_model_flag) {
+  if (with_model_flag) {
+    app.add_option("-m,--model", path, "ONNX model file")->required();
+  } else {
+    app.add_option("MODEL", path, "ONNX model file")->required();
+  }
+  app.add_option("--dtype", dtype, "compute dtype: float32 or float64")
+      ->capture_default_str();
+  app.add_option("--activation", activation,
+                 "replace every ReLU: 'softplus:BETA' (e.g. softplus:10) or 'relu' (keep)");
+  app.add_flag("--fold-bn", fold_bn, "fold BatchNormalization into the preceding Conv");
+}
+
+DType ModelOptions::engine_dtype() const {
+  if (dtype == "float32") return DType::Float32;
+  if (dtype == "float64") return DType::Float64;
+  FRAGILE_FAIL("--dtype must be float32 or float64, got '", dtype, "'");
+}
+
+nn::Model ModelOptions::load(std::vector<std::string>* log) const {
+  engine_dtype();  // validate before the (slow) load
+  std::optional<double> beta;
+  if (!activation.empty()) beta = nn::parse_activation(activation);
+  nn::Model model = nn::load_onnx(path);
+  if (fold_bn) {
+    const int64_t n = nn::fold_batchnorm(model);
+    if (log) log->push_back("folded " + std::to_string(n) + " BatchNormalization into Conv");
+  }
+  if (beta) {
+    const int64_t n = nn::swap_relu_for_softplus(model, *beta);
+    std::ostringstream os;
+    os << "replaced " << n << " Relu with softplus(beta=" << *beta << ")";
+    if (log) log->push_back(os.str());
+  }
+  return model;
+}
+
+void PreprocessOptions::add_to(CLI::App& app) {
+  app.add_option("--channel-order", channel_order,
+                 "override preprocess.channel_order: RGB, BGR or GRAY");
+  app.add_option("--mean", mean, "override preprocess.mean: 1 or 3 values in 0..255 units, "
+                                 "model channel order (e.g. 104,117,123)");
+  app.add_option("--scale", scale,
+                 "override preprocess.scale: x = (pixel - mean) * scale, 1 or 3 values");
+  app.add_option("--size", size, "override preprocess.size: square input side in pixels");
+  app.add_option("--resize", resize,
+                 "override preprocess.resize: center-crop-square,bilinear | stretch,bilinear | none");
+}
+
+nn::Preprocess PreprocessOptions::resolve(const nn::Model& model) const {
+  nn::Preprocess p = nn::preprocess_from_metadata(model);
+  if (!channel_order.empty()) p.channel_order = channel_order;
+  if (!mean.empty()) p.mean = nn::parse_number_list(mean, "--mean");
+  if (!scale.empty()) p.scale = nn::parse_number_list(scale, "--scale");
+  if (!resize.empty()) p.resize = resize;
+  if (size != 0) {
+    FRAGILE_CHECK(size > 0, "--size must be positive");
+    p.size = size;
+  }
+  p.validate();
+  return p;
+}
+
+std::vector<std::string> load_labels(const nn::Model& model) {
+  std::vector<std::string> labels;
+  auto name = model.meta("labels");
+  if (!name || model.source.empty()) return labels;
+  std::ifstream f(model.source.parent_path() / *name);
+  std::string line;
+  while (std::getline(f, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    labels.push_back(line);
+  }
+  return labels;
+}
+
+std::string label_of(const std::vector<std::string>& labels, int64_t c) {
+  return c >= 0 && c < static_cast<int64_t>(labels.size()) ? labels[c] : std::string();
+}
+
+}  // namespace fragile::cli

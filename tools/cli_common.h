@@ -1,0 +1,54 @@
+// Pieces shared by the `fragile` subcommands: model loading with transforms, preprocessing
+// overrides, class labels.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nn/graph.h"
+#include "nn/image.h"
+
+namespace fragile::cli {
+
+// --dtype / --activation / --fold-bn, applied right after loading.
+struct ModelOptions {
+  std::string path;
+  std::string dtype = "float32";
+  std::string activation;  // empty: as in the file
+  bool fold_bn = false;
+
+  void add_to(CLI::App& app, bool with_model_flag);
+  DType engine_dtype() const;
+  // Loads, then folds BatchNorm and swaps activations as asked. Prints nothing.
+  nn::Model load(std::vector<std::string>* log = nullptr) const;
+};
+
+// Command-line overrides of the model's preprocess.* metadata.
+struct PreprocessOptions {
+  std::string channel_order, mean, scale, resize;
+  int64_t size = 0;
+
+  void add_to(CLI::App& app);
+  nn::Preprocess resolve(const nn::Model& model) const;
+};
+
+// Class names from the file that metadata `labels` names, next to the model; empty when absent.
+std::vector<std::string> load_labels(const nn::Model& model);
+std::string label_of(const std::vector<std::string>& labels, int64_t c);
+
+int run_import(const ModelOptions& m, const std::string& out);
+struct PredictOptions {
+  std::string image;
+  int64_t top = 5;
+  bool json = false;
+};
+int run_predict(const ModelOptions& m, const PreprocessOptions& p, const PredictOptions& o);
+struct HvpOptions {
+  std::string image, vector, out, grad_out;
+  int64_t cls = -1;
+};
+int run_hvp(const ModelOptions& m, const PreprocessOptions& p, const HvpOptions& o);
+
+}  // namespace fragile::cli
