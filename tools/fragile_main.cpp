@@ -1,5 +1,6 @@
-// The `fragile` command line: import, predict, hvp (nn layer). Any failure is one line on
-// stderr and exit status 1 (CLI11's usage errors keep CLI11's status); never a crash.
+// The `fragile` command line: import, predict, hvp (nn layer), explain, attack (attribution and
+// attacks). Any failure is one line on stderr and exit
+// status 1 (CLI11's usage errors keep CLI11's status); never a crash.
 #include <CLI/CLI.hpp>
 
 #include <exception>
@@ -9,6 +10,7 @@
 
 #include "core/error.h"
 #include "tools/cli_common.h"
+#include "tools/cli_explain.h"
 
 namespace {
 
@@ -68,6 +70,8 @@ int main(int argc, char** argv) {
   hv->add_option("--grad-out", hvp_opts.grad_out, "also write the gradient here (.npy)");
   hvp_pre.add_to(*hv);
 
+  // These register CLI11 callbacks: they run inside app.parse() and report their own errors.
+  add_explain_commands(app);
 
   try {
     app.parse(argc, argv);  // commands registered with callbacks run in here

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Fresh machine -> dependencies, build, then the main job: an explanation attack end to end on
+# the model that ships with the repo (a softplus CNN trained on Fashion-MNIST), on one of its
+# test images. Results land in ./out/main (result.json, heatmaps before/after, perturbed image).
+#
+# Other models and images: MODEL=../shared/models/squeezenet1.0.onnx IMAGE=../shared/images/chelsea.png
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/install_deps.sh
+bash tools/build.sh -DFRAGILE_TESTS=OFF -DFRAGILE_BENCH=OFF
+
+MODEL=${MODEL:-tools/models/fashion_cnn.onnx}
+IMAGE=${IMAGE:-tools/models/fashion_samples/test0_ankle_boot.png}
+OUT=${OUT:-out/main}
+FRAGILE=${BUILD_DIR:-build}/bin/fragile
+
+"$FRAGILE" predict --model "$MODEL" --image "$IMAGE" --top 3
+"$FRAGILE" attack --model "$MODEL" --image "$IMAGE" --method gradient --attack topk \
+  --epsilon "${EPSILON:-8}" --iters "${ITERS:-100}" --step "${STEP:-0.5}" --k "${TOPK:-100}" \
+  --out "$OUT"
+echo "main job done: see $OUT/result.json, $OUT/map_before.png, $OUT/map_after.png"
