@@ -1,5 +1,5 @@
 // The `fragile` command line: import, predict, hvp (nn layer), explain, attack (attribution and
-// attacks). Any failure is one line on stderr and exit
+// attacks), influence, hessian (influence layer). Any failure is one line on stderr and exit
 // status 1 (CLI11's usage errors keep CLI11's status); never a crash.
 #include <CLI/CLI.hpp>
 
@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "tools/cli_common.h"
 #include "tools/cli_explain.h"
+#include "tools/cli_influence.h"
 
 namespace {
 
@@ -72,6 +73,7 @@ int main(int argc, char** argv) {
 
   // These register CLI11 callbacks: they run inside app.parse() and report their own errors.
   add_explain_commands(app);
+  add_influence_commands(app);  // `influence` and `hessian`
 
   try {
     app.parse(argc, argv);  // commands registered with callbacks run in here

@@ -51,7 +51,7 @@ class FashionAttack : public ::testing::Test {
  protected:
   void SetUp() override {
     const fs::path path = model_dir() / "fashion_cnn.onnx";
-    if (!fs::exists(path)) GTEST_SKIP() << path << " is missing";
+    ASSERT_TRUE(fs::exists(path)) << path << " is missing (it ships with the repo)";
     session_ = std::make_unique<nn::Session>(nn::load_onnx(path), DType::Float64);
     space_ = PixelSpace::from_preprocess(fashion_preprocess(), 1);
   }
@@ -184,7 +184,7 @@ TEST_F(FashionAttack, ManipulationMovesTheMapTowardsTheTarget) {
 
 TEST(Surrogate, ReluNetworkHasZeroInputHessianSoftplusDoesNot) {
   const fs::path path = model_dir() / "fashion_cnn.onnx";
-  if (!fs::exists(path)) GTEST_SKIP() << path << " is missing";
+  ASSERT_TRUE(fs::exists(path)) << path << " is missing (it ships with the repo)";
   // The ReLU twin of the shipped model: same weights, Softplus -> Relu.
   nn::Model relu_model = nn::load_onnx(path);
   int64_t swapped = 0;
