@@ -1,6 +1,6 @@
 // The `fragile` command line: import, predict, hvp (nn layer), explain, attack (attribution and
 // attacks), influence, hessian (influence layer). Any failure is one line on stderr and exit
-// status 1 (CLI11's usage errors keep CLI11's status); never a crash.
+// status 1 (2 for a command-line usage error); never a crash.
 #include <CLI/CLI.hpp>
 
 #include <exception>
@@ -78,7 +78,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);  // commands registered with callbacks run in here
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // RuntimeError: a command that ran from its callback failed and already said why (status 1).
+    // --help / --version: status 0. Anything else is a usage error: CLI11's message, status 2.
+    const int rc = app.exit(e);
+    if (dynamic_cast<const CLI::RuntimeError*>(&e) != nullptr || rc == 0) return rc;
+    return 2;
   } catch (const std::bad_alloc&) {
     std::cerr << "fragile: error: out of memory\n";
     return 1;

@@ -15,7 +15,10 @@ OUT=${OUT:-out/main}
 FRAGILE=${BUILD_DIR:-build}/bin/fragile
 
 "$FRAGILE" predict --model "$MODEL" --image "$IMAGE" --top 3
+# k defaults to 100 for small maps (Fashion-MNIST's 28x28) and 1000 (the paper's) otherwise.
+K_ARGS=()
+if [ -n "${TOPK:-}" ]; then K_ARGS=(--k "$TOPK"); fi
 "$FRAGILE" attack --model "$MODEL" --image "$IMAGE" --method gradient --attack topk \
-  --epsilon "${EPSILON:-8}" --iters "${ITERS:-100}" --step "${STEP:-0.5}" --k "${TOPK:-100}" \
+  --epsilon "${EPSILON:-8}" --iters "${ITERS:-100}" --step "${STEP:-0.5}" "${K_ARGS[@]}" \
   --out "$OUT"
-echo "main job done: see $OUT/result.json, $OUT/map_before.png, $OUT/map_after.png"
+echo "main job done: see $OUT/result.json and $OUT/panel.png (image and saliency map, before and after)"

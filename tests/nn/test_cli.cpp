@@ -170,17 +170,29 @@ TEST(Cli, ImportPrintsSummaryAndWritesTransformedModel) {
 
 TEST(Cli, HelpForEveryCommand) {
   for (const auto& args : std::vector<std::vector<std::string>>{
-           {"--help"}, {"import", "--help"}, {"predict", "--help"}, {"hvp", "--help"}}) {
+           {"--help"}, {"import", "--help"}, {"predict", "--help"}, {"hvp", "--help"},
+           {"explain", "--help"}, {"attack", "--help"}, {"influence", "--help"},
+           {"influence", "validate", "--help"}, {"influence", "attack", "--help"},
+           {"influence", "scores", "--help"}, {"hessian", "--help"}}) {
     CliRun r = run_cli(args);
     EXPECT_EQ(r.status, 0) << args[0];
+    EXPECT_TRUE(r.err.empty()) << r.err;
     EXPECT_NE(r.out.find("Usage:"), std::string::npos) << r.out;
   }
+  // Usage errors: one line, status 2.
   CliRun r = run_cli({"predict", "--model", squeezenet()});  // --image missing
-  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.status, 2);
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_NE(r.err.find("--image"), std::string::npos) << r.err;
   r = run_cli({});
-  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.status, 2);
+  r = run_cli({"influence"});  // a subcommand is required
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  r = run_cli({"attack", "--model", squeezenet(), "--image", image("chelsea.png"), "--epsilon",
+               "eight", "--out", "/tmp/unused"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--epsilon"), std::string::npos) << r.err;
 }
 
 // ---- bad inputs: one message, exit status 1, never a crash --------------------------------------
