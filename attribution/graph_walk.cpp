@@ -14,31 +14,6 @@ namespace {
 
 bool is_float(const Tensor& t) { return t.defined() && is_floating(t.dtype()); }
 
-// The values the score depends on, as a mask over g.nodes (like Session::run).
-std::vector<bool> needed_nodes(const nn::Graph& g, const std::string& output) {
-  std::unordered_map<std::string, int64_t> producer;
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    for (const auto& o : g.nodes[i].outputs) {
-      if (!o.empty()) producer[o] = static_cast<int64_t>(i);
-    }
-  }
-  std::vector<bool> needed(g.nodes.size(), false);
-  std::vector<std::string> stack{output};
-  std::unordered_set<std::string> seen;
-  while (!stack.empty()) {
-    std::string v = stack.back();
-    stack.pop_back();
-    if (!seen.insert(v).second) continue;
-    auto it = producer.find(v);
-    if (it == producer.end()) continue;
-    needed[it->second] = true;
-    for (const auto& in : g.nodes[it->second].inputs) {
-      if (!in.empty()) stack.push_back(in);
-    }
-  }
-  return needed;
-}
-
 Tensor accumulate(const Tensor& acc, const Tensor& g) { return acc.defined() ? add(acc, g) : g; }
 
 // Conv geometry as the Session reads it (nn/onnx_ops.cpp). `ok` is false for auto_pad SAME_*,
@@ -111,7 +86,7 @@ Trace run_traced(const nn::Session& session, const Tensor& x, const NodeOverride
   values[t.input_name] = t.input;
   std::unordered_set<std::string> data{t.input_name};
 
-  const std::vector<bool> needed = needed_nodes(g, t.score_name);
+  const std::vector<bool> needed = g.nodes_needed_for({t.score_name});
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (!needed[i]) continue;
     const nn::Node& n = g.nodes[i];

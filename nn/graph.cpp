@@ -140,6 +140,34 @@ int64_t Graph::producer(const std::string& value) const {
   return -1;
 }
 
+std::vector<bool> Graph::nodes_needed_for(const std::vector<std::string>& outputs,
+                                          std::vector<std::string>* sources) const {
+  std::unordered_map<std::string, int64_t> producer_of;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    for (const auto& o : nodes[i].outputs) {
+      if (!o.empty()) producer_of[o] = static_cast<int64_t>(i);
+    }
+  }
+  std::vector<bool> needed(nodes.size(), false);
+  std::vector<std::string> stack(outputs.begin(), outputs.end());
+  std::unordered_set<std::string> seen;
+  while (!stack.empty()) {
+    std::string v = stack.back();
+    stack.pop_back();
+    if (!seen.insert(v).second) continue;
+    auto it = producer_of.find(v);
+    if (it == producer_of.end()) {
+      if (sources) sources->push_back(v);
+      continue;
+    }
+    needed[it->second] = true;
+    for (const auto& in : nodes[it->second].inputs) {
+      if (!in.empty()) stack.push_back(in);
+    }
+  }
+  return needed;
+}
+
 std::vector<int64_t> Graph::consumers(const std::string& value) const {
   std::vector<int64_t> out;
   for (size_t i = 0; i < nodes.size(); ++i) {

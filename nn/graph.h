@@ -107,6 +107,10 @@ struct Graph {
   std::vector<const ValueInfo*> data_inputs() const;
   // Index of the node producing `value`, or -1 (graph input, initializer, or unknown).
   int64_t producer(const std::string& value) const;
+  // Mask over `nodes`: those the values `outputs` depend on. Values reached that no node
+  // produces (graph inputs, initializers, or names the graph lacks) go to `sources`.
+  std::vector<bool> nodes_needed_for(const std::vector<std::string>& outputs,
+                                     std::vector<std::string>* sources = nullptr) const;
   // Indices of the nodes that read `value`.
   std::vector<int64_t> consumers(const std::string& value) const;
   bool is_graph_output(const std::string& value) const;

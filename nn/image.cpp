@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "nn/file_io.h"
 #include "nn/npy.h"
 
 // stb_image, compiled here with internal linkage (no clash with any other copy), PNG and JPEG
@@ -39,19 +40,6 @@ namespace fragile::nn {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string slurp(const fs::path& path, const std::string& what) {
-  std::error_code ec;
-  FRAGILE_CHECK(fs::exists(path, ec), "cannot open ", what, " '", path.string(),
-                "': no such file");
-  FRAGILE_CHECK(fs::is_regular_file(path, ec), "cannot open ", what, " '", path.string(),
-                "': not a regular file");
-  std::ifstream f(path, std::ios::binary);
-  FRAGILE_CHECK(f.good(), "cannot open ", what, " '", path.string(), "': ", std::strerror(errno));
-  std::ostringstream os;
-  os << f.rdbuf();
-  return os.str();
-}
 
 // PyTorch's source index for align_corners=False: half-pixel centers, clamped at 0.
 struct Tap {
@@ -108,7 +96,7 @@ Image decode_image(const std::string& bytes, const std::string& what) {
 }
 
 Image load_image(const fs::path& path) {
-  return decode_image(slurp(path, "image"), "'" + path.string() + "'");
+  return decode_image(read_file(path, "image"), "'" + path.string() + "'");
 }
 
 void Preprocess::validate() const {
@@ -221,7 +209,7 @@ Tensor preprocess_image(const Image& img, const Preprocess& p) {
 }
 
 Tensor load_input(const fs::path& path, const Preprocess& p) {
-  const std::string bytes = slurp(path, "input");
+  const std::string bytes = read_file(path, "input");
   const std::string what = "'" + path.string() + "'";
   if (bytes.size() >= 6 && bytes.compare(0, 6, "\x93NUMPY", 6) == 0) {
     Tensor t = parse_npy(bytes, what);

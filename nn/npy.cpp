@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "nn/file_io.h"
 
 namespace fragile::nn {
 namespace {
@@ -98,14 +99,7 @@ Tensor parse_npy(const std::string& bytes, const std::string& what, bool allow_n
 }
 
 Tensor read_npy(const std::filesystem::path& path, bool allow_non_finite) {
-  std::error_code ec;
-  FRAGILE_CHECK(std::filesystem::is_regular_file(path, ec), "cannot open '", path.string(),
-                "': no such file");
-  std::ifstream f(path, std::ios::binary);
-  FRAGILE_CHECK(f.good(), "cannot open '", path.string(), "': ", std::strerror(errno));
-  std::ostringstream os;
-  os << f.rdbuf();
-  return parse_npy(os.str(), "'" + path.string() + "'", allow_non_finite);
+  return parse_npy(read_file(path, ".npy file"), "'" + path.string() + "'", allow_non_finite);
 }
 
 std::string serialize_npy(const Tensor& t) {
@@ -135,12 +129,7 @@ std::string serialize_npy(const Tensor& t) {
 }
 
 void write_npy(const std::filesystem::path& path, const Tensor& t) {
-  const std::string bytes = serialize_npy(t);
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  FRAGILE_CHECK(f.good(), "cannot write '", path.string(), "': ", std::strerror(errno));
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  f.close();
-  FRAGILE_CHECK(!f.fail(), "error writing '", path.string(), "'");
+  write_file(path, serialize_npy(t));
 }
 
 }  // namespace fragile::nn

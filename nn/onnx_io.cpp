@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "nn/file_io.h"
 #include "nn/transforms.h"
 
 namespace fragile::nn {
@@ -21,20 +22,6 @@ namespace fs = std::filesystem;
 // Largest tensor accepted (elements): far above any real model, low enough that a corrupt dims
 // field cannot make us try to allocate exabytes.
 constexpr int64_t kMaxElements = int64_t{1} << 36;
-
-std::string read_file(const fs::path& path, const std::string& what) {
-  std::error_code ec;
-  FRAGILE_CHECK(fs::exists(path, ec), "cannot open ", what, " '", path.string(),
-                "': no such file");
-  FRAGILE_CHECK(fs::is_regular_file(path, ec), "cannot open ", what, " '", path.string(),
-                "': not a regular file");
-  std::ifstream f(path, std::ios::binary);
-  FRAGILE_CHECK(f.good(), "cannot open ", what, " '", path.string(), "': ", std::strerror(errno));
-  std::ostringstream os;
-  os << f.rdbuf();
-  FRAGILE_CHECK(!f.bad(), "error reading ", what, " '", path.string(), "'");
-  return os.str();
-}
 
 // Element size in bytes of an ONNX type stored as raw_data; 0 for unsupported types.
 size_t raw_size(int32_t t) {
@@ -477,12 +464,7 @@ std::string serialize_onnx(const Model& model) {
 }
 
 void save_onnx(const Model& model, const fs::path& path) {
-  std::string bytes = serialize_onnx(model);
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  FRAGILE_CHECK(f.good(), "cannot write '", path.string(), "': ", std::strerror(errno));
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  f.close();
-  FRAGILE_CHECK(!f.fail(), "error writing '", path.string(), "'");
+  write_file(path, serialize_onnx(model));
 }
 
 }  // namespace fragile::nn

@@ -67,28 +67,10 @@ std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor
   }
 
   // Only the nodes the requested outputs depend on; each value is dropped after its last use.
-  std::unordered_map<std::string, int64_t> producer;
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    for (const auto& o : g.nodes[i].outputs) {
-      if (!o.empty()) producer[o] = static_cast<int64_t>(i);
-    }
-  }
-  std::vector<bool> needed(g.nodes.size(), false);
-  std::vector<std::string> stack(outputs.begin(), outputs.end());
-  std::unordered_set<std::string> seen;
-  while (!stack.empty()) {
-    std::string v = stack.back();
-    stack.pop_back();
-    if (!seen.insert(v).second) continue;
-    auto it = producer.find(v);
-    if (it == producer.end()) {
-      FRAGILE_CHECK(values.count(v), "'", v, "' is not a value of the graph");
-      continue;
-    }
-    needed[it->second] = true;
-    for (const auto& in : g.nodes[it->second].inputs) {
-      if (!in.empty()) stack.push_back(in);
-    }
+  std::vector<std::string> sources;
+  const std::vector<bool> needed = g.nodes_needed_for(outputs, &sources);
+  for (const auto& v : sources) {
+    FRAGILE_CHECK(values.count(v), "'", v, "' is not a value of the graph");
   }
   std::unordered_map<std::string, int64_t> uses;
   for (size_t i = 0; i < g.nodes.size(); ++i) {

@@ -1,6 +1,8 @@
 #include "tools/cli_common.h"
 
 #include <fstream>
+#include <iostream>
+#include <new>
 #include <sstream>
 
 #include "core/error.h"
@@ -8,6 +10,30 @@
 #include "nn/transforms.h"
 
 namespace fragile::cli {
+
+std::string one_line(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+void run_guarded(const std::function<int()>& body) {
+  int status = 0;
+  try {
+    status = body();
+  } catch (const CLI::Error&) {
+    throw;  // CLI11's own (usage) errors keep their path
+  } catch (const std::bad_alloc&) {
+    std::cerr << "fragile: error: out of memory\n";
+    status = 1;
+  } catch (const std::exception& e) {
+    std::cerr << "fragile: error: " << one_line(e.what()) << "\n";
+    status = 1;
+  }
+  if (status != 0) throw CLI::RuntimeError(status);
+}
 
 void ModelOptions::add_to(CLI::App& app, bool with_model_flag) {
   if (with_model_flag) {

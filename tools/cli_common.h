@@ -3,6 +3,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +12,13 @@
 #include "nn/image.h"
 
 namespace fragile::cli {
+
+// Error messages are one line: newlines become spaces, trailing spaces go.
+std::string one_line(std::string s);
+// Runs a subcommand's body from its CLI11 callback. An exception becomes
+// "fragile: error: <one line>" on stderr and a non-zero status becomes CLI::RuntimeError(status),
+// which main's app.exit() returns as the exit status without printing again.
+void run_guarded(const std::function<int()>& body);
 
 // --dtype / --activation / --fold-bn, applied right after loading.
 struct ModelOptions {

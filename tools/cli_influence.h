@@ -12,9 +12,7 @@ namespace fragile::cli {
 // Registers `influence` (with subcommands validate, attack, scores) and `hessian` on `app`.
 void add_influence_commands(CLI::App& app);
 
-// Pieces shared by tools/cmd_influence.cpp and tools/cmd_hessian.cpp.
+// Registers `hessian` (add_influence_commands calls it).
 void add_hessian_command(CLI::App& app);
-// Runs `fn`; any exception becomes "fragile: error: <one line>" on stderr and CLI::RuntimeError(1).
-void run_guarded(const std::function<void()>& fn);
 
 }  // namespace fragile::cli

@@ -193,32 +193,6 @@ int run_explain(const ModelOptions& m, const PreprocessOptions& p, const Explain
 
 namespace {
 
-std::string one_line(std::string s) {
-  for (char& c : s) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  while (!s.empty() && s.back() == ' ') s.pop_back();
-  return s;
-}
-
-// Runs a command body; errors become one line on stderr and CLI::RuntimeError(1).
-template <typename F>
-void guarded(F&& body) {
-  int rc = 0;
-  try {
-    rc = body();
-  } catch (const CLI::Error&) {
-    throw;
-  } catch (const std::bad_alloc&) {
-    std::cerr << "fragile: error: out of memory\n";
-    rc = 1;
-  } catch (const std::exception& e) {
-    std::cerr << "fragile: error: " << one_line(e.what()) << "\n";
-    rc = 1;
-  }
-  if (rc != 0) throw CLI::RuntimeError(rc);
-}
-
 struct ExplainCommand {
   ModelOptions model;
   PreprocessOptions pre;
@@ -251,7 +225,8 @@ void add_explain_commands(CLI::App& app) {
                 "write the raw attributions [N, C, H, W] here (.npy)");
   e->add_option("--png", ex->opts.png, "write a heatmap PNG (MAP_i.png for several images)");
   ex->pre.add_to(*e);
-  e->callback([ex] { guarded([&] { return run_explain(ex->model, ex->pre, ex->opts); }); });
+  e->callback(
+      [ex] { run_guarded([&] { return run_explain(ex->model, ex->pre, ex->opts); }); });
 
   auto at = std::make_shared<AttackCommand>();
   AttackOptions& o = at->opts;
@@ -299,7 +274,8 @@ void add_explain_commands(CLI::App& app) {
   a->add_option("-o,--out", o.out, "output directory (created if needed)")->required();
   a->add_flag("--no-progress", o.no_progress, "no progress bar on a terminal");
   at->pre.add_to(*a);
-  a->callback([at] { guarded([&] { return run_attack(at->model, at->pre, at->opts); }); });
+  a->callback(
+      [at] { run_guarded([&] { return run_attack(at->model, at->pre, at->opts); }); });
 }
 
 }  // namespace fragile::cli

@@ -19,6 +19,7 @@
 #include "nn/image.h"
 #include "nn/onnx_io.h"
 #include "nn/transforms.h"
+#include "tools/cli_common.h"
 #include "tools/cli_influence.h"
 
 namespace fragile::cli {
@@ -163,7 +164,7 @@ void add_hessian_command(CLI::App& app) {
   h->add_option("--seed", o->seed, "start vector seed")->capture_default_str();
   h->add_option("--json", o->json_out, "write per-image results as JSON here");
   h->add_option("--plot", o->plot, "write the angle histogram PNG here");
-  h->callback([o] { run_guarded([&] { run_hessian(*o); }); });
+  h->callback([o] { run_guarded([&] { run_hessian(*o); return 0; }); });
 }
 
 }  // namespace fragile::cli

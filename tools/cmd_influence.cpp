@@ -24,31 +24,13 @@
 #include "influence/stats.h"
 #include "nn/onnx_io.h"
 #include "nn/transforms.h"
+#include "tools/cli_common.h"
 #include "tools/cli_influence.h"
 
 namespace fragile::cli {
 
 namespace inf = fragile::influence;
 using json = nlohmann::json;
-
-void run_guarded(const std::function<void()>& fn) {
-  auto fail = [](std::string msg) {
-    for (char& c : msg) {
-      if (c == '\n' || c == '\r') c = ' ';
-    }
-    std::cerr << "fragile: error: " << msg << "\n";
-    throw CLI::RuntimeError(1);
-  };
-  try {
-    fn();
-  } catch (const CLI::Error&) {
-    throw;
-  } catch (const std::bad_alloc&) {
-    fail("out of memory");
-  } catch (const std::exception& e) {
-    fail(e.what());
-  }
-}
 
 namespace {
 
@@ -420,7 +402,7 @@ void add_influence_commands(CLI::App& app) {
       ->capture_default_str();
   val->add_option("--json", v->json_out, "write results as JSON here ('-': stdout)");
   val->add_option("--plot", v->plot, "write a predicted-vs-actual scatter PNG here");
-  val->callback([v] { run_guarded([&] { run_validate(*v); }); });
+  val->callback([v] { run_guarded([&] { run_validate(*v); return 0; }); });
 
   auto a = std::make_shared<AttackCliOptions>();
   CLI::App* att = inf_cmd->add_subcommand(
@@ -435,7 +417,7 @@ void add_influence_commands(CLI::App& app) {
   att->add_option("--json", a->json_out, "write results as JSON here ('-': stdout)");
   att->add_option("--plot", a->plot,
                   "write the before-vs-after influence scatter (first image, largest eps) here");
-  att->callback([a] { run_guarded([&] { run_attack(*a); }); });
+  att->callback([a] { run_guarded([&] { run_attack(*a); return 0; }); });
 
   auto s = std::make_shared<ScoresOptions>();
   CLI::App* sc = inf_cmd->add_subcommand(
@@ -445,7 +427,7 @@ void add_influence_commands(CLI::App& app) {
   sc->add_option("--test", s->test, "binary test index")->capture_default_str();
   sc->add_option("--top", s->top, "points listed per sign")->capture_default_str();
   sc->add_option("--json", s->json_out, "write results (all influences) as JSON here");
-  sc->callback([s] { run_guarded([&] { run_scores(*s); }); });
+  sc->callback([s] { run_guarded([&] { run_scores(*s); return 0; }); });
 
   add_hessian_command(app);
 }

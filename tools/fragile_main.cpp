@@ -3,27 +3,12 @@
 // status 1 (2 for a command-line usage error); never a crash.
 #include <CLI/CLI.hpp>
 
-#include <exception>
-#include <iostream>
-#include <new>
 #include <string>
 
 #include "core/error.h"
 #include "tools/cli_common.h"
 #include "tools/cli_explain.h"
 #include "tools/cli_influence.h"
-
-namespace {
-
-std::string one_line(std::string s) {
-  for (char& c : s) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  while (!s.empty() && s.back() == ' ') s.pop_back();
-  return s;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   using namespace fragile::cli;
@@ -71,36 +56,22 @@ int main(int argc, char** argv) {
   hv->add_option("--grad-out", hvp_opts.grad_out, "also write the gradient here (.npy)");
   hvp_pre.add_to(*hv);
 
-  // These register CLI11 callbacks: they run inside app.parse() and report their own errors.
+  // Every command runs from its CLI11 callback inside app.parse(), through run_guarded.
+  imp->callback([&] { run_guarded([&] { return run_import(import_model, import_out); }); });
+  pred->callback(
+      [&] { run_guarded([&] { return run_predict(predict_model, predict_pre, predict_opts); }); });
+  hv->callback([&] { run_guarded([&] { return run_hvp(hvp_model, hvp_pre, hvp_opts); }); });
   add_explain_commands(app);
   add_influence_commands(app);  // `influence` and `hessian`
 
   try {
-    app.parse(argc, argv);  // commands registered with callbacks run in here
+    app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    // RuntimeError: a command that ran from its callback failed and already said why (status 1).
-    // --help / --version: status 0. Anything else is a usage error: CLI11's message, status 2.
+    // RuntimeError: a command failed and already said why (status 1). --help: status 0.
+    // Anything else is a usage error: CLI11's message (failure_message above), status 2.
     const int rc = app.exit(e);
     if (dynamic_cast<const CLI::RuntimeError*>(&e) != nullptr || rc == 0) return rc;
     return 2;
-  } catch (const std::bad_alloc&) {
-    std::cerr << "fragile: error: out of memory\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "fragile: error: " << one_line(e.what()) << "\n";
-    return 1;
-  }
-
-  try {
-    if (imp->parsed()) return run_import(import_model, import_out);
-    if (pred->parsed()) return run_predict(predict_model, predict_pre, predict_opts);
-    if (hv->parsed()) return run_hvp(hvp_model, hvp_pre, hvp_opts);
-  } catch (const std::bad_alloc&) {
-    std::cerr << "fragile: error: out of memory\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "fragile: error: " << one_line(e.what()) << "\n";
-    return 1;
   }
   return 0;
 }
