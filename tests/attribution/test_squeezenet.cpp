@@ -6,6 +6,7 @@
 // the same bar, since they follow the same published definitions in both implementations.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <string>
 
@@ -45,8 +46,13 @@ TEST_P(SqueezeNetMethod, MatchesPyTorch) {
   const double rho = spearman_of(map, ref_map);
   const double err = max_error_rel_to_max(map, ref_map);
   const double err_raw = max_error_rel_to_max(a, ref);
-  RecordProperty("spearman", std::to_string(rho));
-  RecordProperty("max_error_rel", std::to_string(err));
+  auto sci = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", v);
+    return std::string(buf);
+  };
+  RecordProperty("spearman", sci(rho));
+  RecordProperty("max_error_rel", sci(err));
   EXPECT_GE(rho, 0.999) << method << ": saliency maps rank differently from PyTorch's";
   EXPECT_LE(err, 1e-3) << method << ": saliency map differs from PyTorch's";
   EXPECT_LE(err_raw, 1e-3) << method << ": raw attribution differs from PyTorch's";
