@@ -25,8 +25,8 @@ struct ReluMask {
 // 1 / (1 + e^-x), evaluated without overflow on either side.
 struct Sigmoid {
   template <class T> FRAGILE_HD T operator()(T x) const {
-    if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-    T e = std::exp(x);
+    if (x >= T(0)) return T(1) / (T(1) + exp_nonpositive(-x));
+    T e = exp_nonpositive(x);
     return e / (T(1) + e);
   }
 };
@@ -39,7 +39,7 @@ struct Softplus {
   template <class T> FRAGILE_HD T operator()(T x) const {
     T b = T(beta);
     T relu = x > T(0) ? x : T(0);
-    return relu + std::log1p(std::exp(-b * std::fabs(x))) / b;
+    return relu + std::log1p(exp_nonpositive(-b * std::fabs(x))) / b;
   }
 };
 struct PowScalar {
