@@ -179,11 +179,7 @@ class Algorithm1 {
     }
     finish_result(model_, r, x0_, space_, cfg_);
     for (int64_t i = 0; i < n_; ++i) {
-      ImageResult& ir = r.images[i];
-      ir.success = best_[i].found();
-      ir.best_iter = best_[i].iter;
-      ir.kept_iters = kept_[i];
-      ir.dissimilarity = ir.success ? best_[i].value : 0.0;
+      detail::record_outcome(r.images[i], best_[i], kept_[i]);
     }
     return r;
   }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "attacks/attack.h"
 #include "core/dtype.h"
 #include "core/tensor.h"
 
@@ -20,6 +21,15 @@ inline void copy_image(Tensor& dst, const Tensor& src, int64_t i) {
   FRAGILE_DISPATCH_FLOAT(dst.dtype(), "copy_image", [&] {
     std::copy_n(src.data<scalar_t>() + i * per, per, dst.data<scalar_t>() + i * per);
   });
+}
+
+// An image's outcome under the best-iterate rule: success, the chosen iterate and its
+// dissimilarity, and how many iterates kept the label.
+inline void record_outcome(ImageResult& ir, const BestIterate& best, int64_t kept_iters) {
+  ir.success = best.found();
+  ir.best_iter = best.iter;
+  ir.kept_iters = kept_iters;
+  ir.dissimilarity = ir.success ? best.value : 0.0;
 }
 
 }  // namespace fragile::attacks::detail

@@ -123,10 +123,7 @@ Result run_manipulation(const nn::Session& model, Surrogate& surrogate, const Te
   const std::vector<double> s0 = r.map_before.to_vector(), s1 = r.map_after.to_vector();
   for (int64_t i = 0; i < n; ++i) {
     ImageResult& ir = r.images[i];
-    ir.success = best[i].found();
-    ir.best_iter = best[i].iter;
-    ir.kept_iters = kept_count[i];
-    ir.dissimilarity = ir.success ? best[i].value : 0.0;
+    detail::record_outcome(ir, best[i], kept_count[i]);
     ir.target_mse_before = attr::mse(row(s0, i, hw), row(tv, i, hw));
     ir.target_mse_after = attr::mse(row(s1, i, hw), row(tv, i, hw));
   }
