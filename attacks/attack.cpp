@@ -42,7 +42,7 @@ std::vector<double> region_values(const Tensor& region, int64_t n, int64_t h, in
                     region.size(1) == h && region.size(2) == w,
                 "target region must be [1 or ", n, ", ", h, ", ", w, "], got ",
                 shape_str(region.shape()));
-  std::vector<double> v = region.to_vector();
+  std::vector<double> v = region.to_vector();  // host copy, from either device
   if (region.size(0) == 1 && n > 1) {
     std::vector<double> out;
     for (int64_t i = 0; i < n; ++i) out.insert(out.end(), v.begin(), v.end());
@@ -135,9 +135,8 @@ class Algorithm1 {
 
   Result run() {
     const DType dt = x0_.dtype();
-    const Tensor alpha = space_.pixels(cfg_.step, dt);
-    const Tensor eps = space_.pixels(cfg_.epsilon, dt);
-    const Tensor lo = space_.lo_tensor(dt), hi = space_.hi_tensor(dt);
+    const Device dev = x0_.device();
+    const AttackStepParams step = space_.step_params(cfg_.step, cfg_.epsilon);
     n_ = x0_.size(0);
 
     // The original network's prediction and map at x0: the labels to keep, the reference map.
@@ -156,14 +155,18 @@ class Algorithm1 {
     FRAGILE_CHECK(cfg_.kind != Kind::Targeted || !region_.empty(),
                   "the targeted attack needs a region mask");
     if (cfg_.kind == Kind::TopK) topk_ = topk_mask(r.map_before, cfg_.k);
-    if (cfg_.kind == Kind::MassCenter) c0_ = center_target(r.map_before);
+    if (cfg_.kind == Kind::MassCenter) {
+      c0_ = center_target(r.map_before);
+      center_weights_ = center_weights(h_, w_, dt, dev);
+    }
     if (cfg_.kind == Kind::Targeted) {
-      mask_ = Tensor::from_vector(region_, {n_, h_, w_}, dt);
+      mask_ = Tensor::from_vector(region_, {n_, h_, w_}, dt).to(dev);
     }
 
     // With no distinct surrogate the map computed for the direction at x_p is the original
     // network's map at x_p: iterate p is judged from it, saving one map per iteration.
     const bool shared = surrogate_.is_original(cfg_.surrogate_beta) && cfg_.kind != Kind::RandomSign;
+    share_map_ = shared;
     best_.assign(n_, BestIterate{});
     kept_.assign(n_, 0);
     r.perturbed = x0_.clone_data();
@@ -173,7 +176,7 @@ class Algorithm1 {
     for (int64_t p = 1; p <= cfg_.iters; ++p) {
       const Direction d = direction(x);
       if (shared && p > 1) judge(p - 1, x, d.map, r);
-      x = contiguous(sign_step(x, x0_, d.direction, alpha, eps, lo, hi));
+      x = sign_step(x, x0_, d.direction, step);
       if (!shared || p == cfg_.iters) judge(p, x, Tensor(), r);
       if (cfg_.progress) cfg_.progress(p, cfg_.iters);
     }
@@ -188,24 +191,28 @@ class Algorithm1 {
   Direction direction(const Tensor& x) {
     Direction d;
     if (cfg_.kind == Kind::RandomSign) {
-      d.direction = Tensor::randn(x.shape(), rng_, x.dtype());
+      d.direction = Tensor::randn(x.shape(), rng_, x.dtype()).to(x.device());
       return d;
     }
     const nn::Session& net = surrogate_.at(cfg_.surrogate_beta);
     EnableGradGuard grad_on;
     Tensor xin = x.detach();
     xin.set_requires_grad(true);
-    const Tensor s =
-        attr::saliency_map(attr::attribute(net, xin, labels_, cfg_.method, cfg_.attribution, true));
+    // The loss comes straight from the attribution through the fused saliency op: the map's
+    // normalisation, the loss and their backward are two kernels instead of a dozen.
+    const Tensor a = attr::attribute(net, xin, labels_, cfg_.method, cfg_.attribution, true);
     Tensor dis;
     switch (cfg_.kind) {
-      case Kind::TopK: dis = neg(masked_mass(s, topk_)); break;
-      case Kind::MassCenter: dis = center_loss(s, c0_); break;
-      case Kind::Targeted: dis = masked_mass(s, mask_); break;
+      case Kind::TopK: dis = neg(masked_mass_fused(a, topk_)); break;
+      case Kind::MassCenter: dis = center_loss_fused(a, c0_, center_weights_); break;
+      case Kind::Targeted: dis = masked_mass_fused(a, mask_); break;
       default: FRAGILE_FAIL("attack '", kind_name(cfg_.kind), "' has no Algorithm 1 direction");
     }
     d.direction = grad({sum(dis)}, {xin}, {}, /*create_graph=*/false, /*allow_unused=*/true)[0];
-    d.map = s.detach();
+    if (share_map_) {
+      NoGradGuard no_grad;
+      d.map = attr::saliency_map(a.detach());
+    }
     return d;
   }
 
@@ -250,7 +257,8 @@ class Algorithm1 {
   int64_t n_ = 0, h_ = 0, w_ = 0;
   std::vector<int64_t> labels_;
   std::vector<double> s0_, region_;
-  Tensor topk_, c0_, mask_;
+  Tensor topk_, c0_, mask_, center_weights_;
+  bool share_map_ = false;  // the direction's map is the original network's (no surrogate)
   std::vector<BestIterate> best_;
   std::vector<int64_t> kept_;
 };

@@ -5,7 +5,8 @@
 #include <vector>
 
 #include "attacks/attack.h"
-#include "core/dtype.h"
+#include "core/backend.h"
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace fragile::attacks::detail {
@@ -15,12 +16,17 @@ inline std::vector<double> row(const std::vector<double>& all, int64_t i, int64_
   return std::vector<double>(all.begin() + i * size, all.begin() + (i + 1) * size);
 }
 
-// Copies image i of `src` into image i of `dst` (both contiguous [N, ...], same shape/dtype).
+// Copies image i of `src` into image i of `dst` (both contiguous [N, ...], same shape, dtype
+// and device), on their device.
 inline void copy_image(Tensor& dst, const Tensor& src, int64_t i) {
+  FRAGILE_CHECK(dst.shape() == src.shape() && dst.device() == src.device() &&
+                    dst.is_contiguous() && src.is_contiguous(),
+                "copy_image: ", shape_str(src.shape()), " into ", shape_str(dst.shape()));
   const int64_t per = dst.numel() / dst.size(0);
-  FRAGILE_DISPATCH_FLOAT(dst.dtype(), "copy_image", [&] {
-    std::copy_n(src.data<scalar_t>() + i * per, per, dst.data<scalar_t>() + i * per);
-  });
+  Shape one = dst.shape();
+  one[0] = 1;
+  Tensor to = make_view(dst, one, dst.strides(), dst.offset() + i * per);
+  backend_for(dst.device()).copy(make_view(src, one, src.strides(), src.offset() + i * per), to);
 }
 
 // An image's outcome under the best-iterate rule: success, the chosen iterate and its

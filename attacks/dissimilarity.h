@@ -26,4 +26,16 @@ Tensor center_target(const Tensor& s0);
 // ||C(x) - c0||^2 per image. [N]
 Tensor center_loss(const Tensor& s, const Tensor& c0);
 
+// The same losses computed from the attribution A [N, C, H, W] with the fused saliency op
+// (core/ops.h saliency_moments: normalisation and weighted sums in one pass, one element-wise
+// backward), equal to the functions above applied to attr::saliency_map(A). These are what the
+// attacks use.
+// sum S * mask per image, mask [1 or N, H, W]. [N]
+Tensor masked_mass_fused(const Tensor& attribution, const Tensor& mask);
+// ||C - c0||^2 per image, C the centre of mass of saliency_map(A); `weights` from
+// center_weights (made once per attack, not per iteration). [N]
+Tensor center_loss_fused(const Tensor& attribution, const Tensor& c0, const Tensor& weights);
+// The row and column index maps [1, 2, H, W] whose moments are the centre of mass.
+Tensor center_weights(int64_t h, int64_t w, DType dtype, Device device);
+
 }  // namespace fragile::attacks

@@ -41,7 +41,8 @@ Result run_manipulation(const nn::Session& model, Surrogate& surrogate, const Te
   const int64_t h = r.map_before.size(1), w = r.map_before.size(2), hw = h * w;
 
   FRAGILE_CHECK(cfg.target_map.defined(), "the manipulation attack needs a target map");
-  Tensor target = cfg.target_map.to(dt);
+  const Device dev = x0.device();
+  Tensor target = cfg.target_map.detach().to(dev).to(dt);
   FRAGILE_CHECK(target.dim() == 3 && (target.size(0) == 1 || target.size(0) == n) &&
                     target.size(1) == h && target.size(2) == w,
                 "target map must be [1 or ", n, ", ", h, ", ", w, "], got ",
@@ -49,9 +50,9 @@ Result run_manipulation(const nn::Session& model, Surrogate& surrogate, const Te
   target = contiguous(expand(target, {n, h, w}));
   const std::vector<double> tv = target.to_vector();
 
-  const Tensor lr = space.pixels(cfg.lr, dt);
-  const Tensor lo = space.lo_tensor(dt), hi = space.hi_tensor(dt);
-  const Tensor eps = space.pixels(cfg.epsilon, dt);
+  const Tensor lr = space.pixels(cfg.lr, dt, dev);
+  const Tensor lo = space.lo_tensor(dt, dev), hi = space.hi_tensor(dt, dev);
+  const Tensor eps = space.pixels(cfg.epsilon, dt, dev);
   const double b1 = 0.9, b2 = 0.999, adam_eps = 1e-8;
 
   std::vector<BestIterate> best(n);
@@ -60,7 +61,7 @@ Result run_manipulation(const nn::Session& model, Surrogate& surrogate, const Te
   r.map_after = r.map_before.clone_data();
 
   Tensor x = x0;
-  Tensor m = Tensor::zeros(x0.shape(), dt), v = Tensor::zeros(x0.shape(), dt);
+  Tensor m = Tensor::zeros(x0.shape(), dt, dev), v = Tensor::zeros(x0.shape(), dt, dev);
   for (int64_t p = 1; p <= cfg.iters; ++p) {
     const double t = static_cast<double>(p - 1) / cfg.iters;
     const double beta = cfg.beta_growth

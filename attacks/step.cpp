@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/autograd.h"
+#include "core/backend.h"
 #include "core/error.h"
 #include "core/ops.h"
 
@@ -18,8 +19,8 @@ std::vector<double> per_channel(const std::vector<double>& v, int64_t channels, 
   return v;
 }
 
-Tensor channel_tensor(const std::vector<double>& v, DType dtype) {
-  return Tensor::from_vector(v, {1, static_cast<int64_t>(v.size()), 1, 1}, dtype);
+Tensor channel_tensor(const std::vector<double>& v, DType dtype, Device device) {
+  return Tensor::from_vector(v, {1, static_cast<int64_t>(v.size()), 1, 1}, dtype).to(device);
 }
 
 }  // namespace
@@ -40,13 +41,28 @@ PixelSpace PixelSpace::from_preprocess(const nn::Preprocess& p, int64_t channels
   return s;
 }
 
-Tensor PixelSpace::lo_tensor(DType dtype) const { return channel_tensor(lo, dtype); }
-Tensor PixelSpace::hi_tensor(DType dtype) const { return channel_tensor(hi, dtype); }
+Tensor PixelSpace::lo_tensor(DType dtype, Device device) const {
+  return channel_tensor(lo, dtype, device);
+}
+Tensor PixelSpace::hi_tensor(DType dtype, Device device) const {
+  return channel_tensor(hi, dtype, device);
+}
 
-Tensor PixelSpace::pixels(double length, DType dtype) const {
+Tensor PixelSpace::pixels(double length, DType dtype, Device device) const {
   std::vector<double> v(unit.size());
   for (size_t c = 0; c < unit.size(); ++c) v[c] = length * unit[c];
-  return channel_tensor(v, dtype);
+  return channel_tensor(v, dtype, device);
+}
+
+AttackStepParams PixelSpace::step_params(double alpha, double epsilon) const {
+  AttackStepParams p;
+  for (size_t c = 0; c < unit.size(); ++c) {
+    p.alpha.push_back(alpha * unit[c]);
+    p.eps.push_back(epsilon * unit[c]);
+  }
+  p.lo = lo;
+  p.hi = hi;
+  return p;
 }
 
 std::vector<double> PixelSpace::linf_pixels(const Tensor& x, const Tensor& x0) const {
@@ -91,6 +107,24 @@ Tensor sign_step(const Tensor& x, const Tensor& x0, const Tensor& direction, con
                 shape_str(direction.shape()), " but the input has shape ", shape_str(x.shape()));
   const Tensor moved = add(x, mul(alpha, sign(direction.detach())));
   return clip_box(project_linf(moved, x0, eps), lo, hi);
+}
+
+Tensor sign_step(const Tensor& x, const Tensor& x0, const Tensor& direction,
+                 const AttackStepParams& params) {
+  FRAGILE_CHECK(x.dim() >= 2 && x.shape() == x0.shape() && x.shape() == direction.shape(),
+                "attack step: x ", shape_str(x.shape()), ", x0 ", shape_str(x0.shape()),
+                " and direction ", shape_str(direction.shape()), " must be one [N, C, ...] shape");
+  FRAGILE_CHECK(x.dtype() == x0.dtype() && x.dtype() == direction.dtype() &&
+                    x.device() == x0.device() && x.device() == direction.device(),
+                "attack step: x, x0 and the direction must share dtype and device");
+  const size_t c = static_cast<size_t>(x.size(1));
+  FRAGILE_CHECK(params.alpha.size() == c && params.eps.size() == c && params.lo.size() == c &&
+                    params.hi.size() == c,
+                "attack step: per-channel parameters for ", params.alpha.size(),
+                " channels, the input has ", c);
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
+  backend_for(x.device()).attack_step(x.detach(), direction.detach(), x0.detach(), params, out);
+  return out;
 }
 
 std::vector<int64_t> predicted_labels(const Tensor& scores) {

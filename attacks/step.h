@@ -11,6 +11,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/backend.h"
 #include "core/tensor.h"
 #include "nn/image.h"
 
@@ -26,11 +27,14 @@ struct PixelSpace {
   static PixelSpace from_preprocess(const nn::Preprocess& p, int64_t channels);
   int64_t channels() const { return static_cast<int64_t>(lo.size()); }
 
-  // [1, C, 1, 1] tensors in `dtype`.
-  Tensor lo_tensor(DType dtype) const;
-  Tensor hi_tensor(DType dtype) const;
+  // [1, C, 1, 1] tensors in `dtype` on `device`.
+  Tensor lo_tensor(DType dtype, Device device = Device::CPU) const;
+  Tensor hi_tensor(DType dtype, Device device = Device::CPU) const;
   // A length given in pixel units (epsilon, alpha) as per-channel preprocessed lengths.
-  Tensor pixels(double length, DType dtype) const;
+  Tensor pixels(double length, DType dtype, Device device = Device::CPU) const;
+  // The fused step's per-channel parameters for a step `alpha` and a ball `epsilon` given in
+  // pixel units.
+  AttackStepParams step_params(double alpha, double epsilon) const;
   // Preprocessed value of channel c back to pixel units (inverse of the preprocessing).
   double to_pixel(int64_t c, double value) const { return value / scale[c] + mean[c]; }
   // max over elements of |x - x0| / unit[c]: the l-infinity distance in pixel units, per image.
@@ -46,6 +50,12 @@ Tensor clip_box(const Tensor& x, const Tensor& lo, const Tensor& hi);
 // valid box. sign(0) = 0, so a coordinate with no gradient does not move. No autograd.
 Tensor sign_step(const Tensor& x, const Tensor& x0, const Tensor& direction, const Tensor& alpha,
                  const Tensor& eps, const Tensor& lo, const Tensor& hi);
+
+// The same step as one fused kernel on x's device (Backend::attack_step, fn::AttackStep), with
+// per-channel parameters from PixelSpace::step_params. x, x0, direction: [N, C, ...] of one
+// shape. No autograd.
+Tensor sign_step(const Tensor& x, const Tensor& x0, const Tensor& direction,
+                 const AttackStepParams& params);
 
 // Row-wise argmax of scores [N, K] (the first maximum on ties).
 std::vector<int64_t> predicted_labels(const Tensor& scores);

@@ -35,9 +35,7 @@ constexpr NameEntry kNames[] = {
     {Method::SmoothedGradient, "beta_smoothed"},
 };
 
-Tensor on_device(Tensor t, const Tensor& like) {
-  return like.device() == Device::CPU ? t : t.to(like.device());
-}
+Tensor on_device(Tensor t, const Tensor& like) { return t.to(like.device()); }
 
 // d/dxs sum(scores(xs) * mask) for a batch of points xs. When create_graph and xs carries
 // history, the gradient is taken with respect to xs itself so that its dependence on the
@@ -97,7 +95,9 @@ Tensor resolve_reference(const Options& o, const Tensor& x, const char* what) {
     FRAGILE_CHECK(r.size(d) == x.size(d), what, ": reference ", shape_str(r.shape()),
                   " for an input of shape ", shape_str(x.shape()));
   }
-  return r.dtype() == x.dtype() ? r : to_dtype(r, x.dtype());
+  // A reference given on another device (e.g. loaded from a file) is a constant: copy it over.
+  const Tensor on_x_device = r.device() == x.device() ? r : r.detach().to(x.device());
+  return on_x_device.dtype() == x.dtype() ? on_x_device : to_dtype(on_x_device, x.dtype());
 }
 
 Tensor finish(const Tensor& a, const Tensor& x, bool create_graph) {

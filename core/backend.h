@@ -55,6 +55,12 @@ struct Pool2dParams {
   bool count_include_pad = true;  // average pooling only
 };
 
+// Per-channel parameters of the fused attack step: one value per channel (dim 1), in the
+// preprocessed units of the input.
+struct AttackStepParams {
+  std::vector<double> alpha, eps, lo, hi;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -97,6 +103,23 @@ class Backend {
   virtual void avg_pool2d(const Tensor& x, Tensor& out, const Pool2dParams& p) = 0;
   // grad [N, C, Ho, Wo] -> out [N, C, H, W]: the adjoint of avg_pool2d.
   virtual void avg_pool2d_backward(const Tensor& grad, Tensor& out, const Pool2dParams& p) = 0;
+
+  // ---- fused kernels of attacks and attributions (element math: kernels/functors/attack.h) --
+  // x, d, x0 [N, C, ...] of one shape; out (contiguous, may be x itself) = fn::AttackStep with
+  // channel c's alpha, eps, lo, hi from `p` (C values each).
+  virtual void attack_step(const Tensor& x, const Tensor& d, const Tensor& x0,
+                           const AttackStepParams& p, Tensor& out) = 0;
+  // Saliency normalisation fused with weighted sums over the map. attribution A [N, C, H, W];
+  // weights w [1 or N, K, H, W]; out [N, K + 1]:
+  //   out[n, k] = sum_hw a w_k / T  (0 when T = 0),   out[n, K] = T,
+  // with a = sum_c |A| the pixel saliency and T = sum_hw a (so a / T is saliency_map's map).
+  virtual void saliency_moments(const Tensor& attribution, const Tensor& weights,
+                                Tensor& out) = 0;
+  // Its gradient: grad [N, K + 1], moments = the forward's out; out [N, C, H, W] =
+  // fn::SaliencyMomentsGrad per element.
+  virtual void saliency_moments_backward(const Tensor& grad, const Tensor& attribution,
+                                         const Tensor& weights, const Tensor& moments,
+                                         Tensor& out) = 0;
 };
 
 Backend& cpu_backend();   // kernels/cpu

@@ -114,6 +114,42 @@ Grads softplus_backward_bw(const Node& n, const Tensor& u, const Needs& need) {
   return out;
 }
 
+// ---- fused saliency moments (core/ops/saliency.cpp) ------------------------------------------
+// out = [m_1..m_K, T] per image with T = sum |A|, m_k = sum_hw a w_k / T. The weights are
+// constants (recorded detached).
+Grads saliency_moments_bw(const Node& n, const Tensor& g, const Needs& need) {
+  if (!need[0]) return {Tensor(), Tensor()};
+  return {saliency_moments_backward(g, in(n, 0), in(n, 1), n.output()), Tensor()};
+}
+// y = sign(A) (sum_k g_k (w_k - m_k) / T + g_T) for inputs (g, A, w, M = [m, T]); upstream U.
+// With v = sum_c U sign(A) [N, H, W], V = sum_hw v and P_k = sum_hw v w_k:
+//   dy/dg_k = (P_k - m_k V) / T,  dy/dg_T = V,  dy/dm_k = -g_k V / T,
+//   dy/dT = -sum_k g_k (P_k - m_k V) / T^2,  dy/dA = 0 (sign is piecewise constant).
+// Images with T = 0 have no moment terms, so their moment derivatives are 0.
+Grads saliency_moments_backward_bw(const Node& n, const Tensor& u, const Needs& need) {
+  const Tensor &g = in(n, 0), &a = in(n, 1), &w = in(n, 2), &moments = in(n, 3);
+  const int64_t k = w.size(1);
+  const Tensor v = sum(mul(u, mask(UnaryOp::Sign, a)), {1});         // [N, H, W]
+  const Tensor v_total = reshape(sum(v, {1, 2}), {a.size(0), 1});    // [N, 1]
+  const Tensor p = sum(mul(unsqueeze(v, 1), w), {2, 3});              // [N, K]
+  const Tensor m = slice(moments, 1, 0, k), total = slice(moments, 1, k, k + 1);
+  const Tensor gk = slice(g, 1, 0, k);
+  const Tensor zero = Tensor::zeros({}, a.dtype(), a.device());
+  const Tensor live = gt(total.detach(), zero);                       // [N, 1], constant
+  const Tensor safe_total = where(live, total, Tensor::ones({}, a.dtype(), a.device()));
+  const Tensor centred = sub(p, mul(m, v_total));                     // P_k - m_k V
+  Grads out(4);
+  if (need[0]) out[0] = concat({mul(div(centred, safe_total), live), v_total}, 1);
+  if (need[1]) out[1] = Tensor::zeros(a.shape(), a.dtype(), a.device());
+  if (need[3]) {
+    const Tensor d_m = neg(mul(div(mul(gk, v_total), safe_total), live));
+    const Tensor d_t = neg(mul(div(sum(mul(gk, centred), {1}, true),
+                                   mul(safe_total, safe_total)), live));
+    out[3] = concat({d_m, d_t}, 1);
+  }
+  return out;
+}
+
 // ---- reductions -----------------------------------------------------------------------------
 Shape keepdim_shape(const Shape& x, const std::vector<int64_t>& dims) {
   Shape s = x;
@@ -260,6 +296,8 @@ const std::vector<OpDef> kTable = {
   {"tanh",                     tanh_bw,                    true},
   {"softplus",                 softplus_bw,                false},
   {"softplus_backward",        softplus_backward_bw,       false},
+  {"saliency_moments",         saliency_moments_bw,        true},
+  {"saliency_moments_backward", saliency_moments_backward_bw, false},
   {"sum",                      sum_bw,                     false},
   {"amax",                     amax_bw,                    true},
   {"reshape",                  reshape_bw,                 false},

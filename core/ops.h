@@ -127,6 +127,19 @@ Tensor tanh(const Tensor& x);
 Tensor softmax(const Tensor& x, int64_t dim);      // [composite]
 Tensor log_softmax(const Tensor& x, int64_t dim);  // [composite]
 
+// ---- saliency (fused kernels of the attacks) ----------------------------------------------
+// Ghorbani's saliency normalisation fused with weighted sums over the map, one pass over the
+// attribution A [N, C, H, W] (Backend::saliency_moments). weights W [1 or N, K, H, W] (no
+// gradient). Returns [N, K + 1]: column k < K is sum_hw S w_k with S = saliency_map(A) =
+// sum_c |A| / total; column K is the total. E.g. a 0/1 top-k mask gives the mass inside the
+// top-k set, the row and column index maps give the centre of mass. An all-zero image has
+// moments 0 (saliency_map leaves its map zero). Differentiable in A to any order.
+Tensor saliency_moments(const Tensor& attribution, const Tensor& weights);
+// Its backward as an op of its own with its own rule: grad [N, K + 1], moments = the forward's
+// output -> dL/dA [N, C, H, W] (fn::SaliencyMomentsGrad).
+Tensor saliency_moments_backward(const Tensor& grad, const Tensor& attribution,
+                                 const Tensor& weights, const Tensor& moments);
+
 // ---- losses -------------------------------------------------------------------------------
 // log_probs [N, C], targets int64 [N] -> mean over N of -log_probs[n, target[n]]. [composite]
 Tensor nll_loss(const Tensor& log_probs, const Tensor& targets);

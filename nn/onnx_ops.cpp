@@ -47,8 +47,11 @@ Tensor float_input(const OpContext& c, size_t i) {
   return t;
 }
 // A float constant (Constant node, Cast) lands in the session dtype.
-Tensor to_session(const Tensor& t, DType dtype) {
-  return is_floating(t.dtype()) && t.dtype() != dtype ? to_dtype(t, dtype) : t;
+// A float value in the session's dtype on the session's device (constants are made on the host).
+Tensor to_session(const Tensor& t, const OpContext& c) {
+  if (!is_floating(t.dtype())) return t;
+  const Tensor on_device = t.device() == c.device ? t : t.detach().to(c.device);
+  return on_device.dtype() != c.dtype ? to_dtype(on_device, c.dtype) : on_device;
 }
 Tensor int_tensor(const std::vector<int64_t>& v, const Shape& shape) {
   return Tensor::from_int64(v, shape);
@@ -578,12 +581,14 @@ Tensors op_constant(const OpContext& c) {
   if (n.has("value")) {
     const Attribute& a = n.get("value");
     FRAGILE_CHECK(a.kind == Attribute::Kind::Tensor, "attribute 'value' should be a tensor");
-    return {to_session(a.t.value, c.dtype)};
+    return {to_session(a.t.value, c)};
   }
-  if (n.has("value_float")) return {Tensor::scalar(n.get_float("value_float", 0), c.dtype)};
+  if (n.has("value_float")) {
+    return {to_session(Tensor::scalar(n.get_float("value_float", 0), c.dtype), c)};
+  }
   if (n.has("value_floats")) {
     auto v = n.get_floats("value_floats", {});
-    return {Tensor::from_vector(v, {static_cast<int64_t>(v.size())}, c.dtype)};
+    return {to_session(Tensor::from_vector(v, {static_cast<int64_t>(v.size())}, c.dtype), c)};
   }
   if (n.has("value_int")) return {int_tensor({n.get_int("value_int", 0)}, {})};
   if (n.has("value_ints")) {
@@ -599,7 +604,7 @@ Tensors op_cast(const OpContext& c) {
   const int64_t to = c.node.get("to").i;
   switch (to) {
     case kOnnxFloat: case kOnnxDouble: case kOnnxFloat16: case kOnnxBfloat16:
-      return {is_floating(x.dtype()) ? x : x.to(c.dtype)};
+      return {is_floating(x.dtype()) ? x : to_session(x.to(c.dtype), c)};
     case kOnnxInt64: case kOnnxInt32: case kOnnxInt16: case kOnnxInt8:
     case kOnnxUint8: case kOnnxUint16: case kOnnxUint32: case kOnnxUint64:
       return {is_int(x) ? x : int_tensor(int_values(x), x.shape())};

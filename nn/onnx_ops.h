@@ -15,6 +15,8 @@ struct OpContext {
   const std::vector<Tensor>& inputs;  // undefined where an optional input is omitted
   int64_t opset;                      // default-domain opset of the model
   DType dtype;                        // the session's float dtype
+  Device device = Device::CPU;        // where the session's float tensors live (int64 shape
+                                      // and index tensors always stay on the host)
 };
 
 using OpImpl = std::vector<Tensor> (*)(const OpContext& ctx);

@@ -3,6 +3,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/backend.h"
 #include "core/error.h"
 #include "core/ops.h"
 #include "nn/onnx_ops.h"
@@ -10,8 +11,10 @@
 
 namespace fragile::nn {
 
-Session::Session(Model model, DType dtype) : model_(std::move(model)), dtype_(dtype) {
+Session::Session(Model model, DType dtype, Device device)
+    : model_(std::move(model)), dtype_(dtype), device_(device) {
   FRAGILE_CHECK(is_floating(dtype), "a session computes in float32 or float64");
+  if (device == Device::CUDA) (void)cuda_backend();  // throws, saying why, when there is no GPU
   for (const auto& n : model_.graph.nodes) {
     const bool default_domain = n.domain.empty() || n.domain == "ai.onnx";
     FRAGILE_CHECK(default_domain && detail::find_op(n.op_type) != nullptr, n.describe(),
@@ -22,8 +25,15 @@ Session::Session(Model model, DType dtype) : model_(std::move(model)), dtype_(dt
     }
   }
   for (const auto& [name, tv] : model_.graph.initializers) {
+    // Float parameters live on the session's device; int64 initializers are shapes and
+    // indices that ops read on the host.
     const Tensor& t = tv.value;
-    params_[name] = is_floating(t.dtype()) && t.dtype() != dtype ? t.to(dtype) : t;
+    if (!is_floating(t.dtype())) {
+      params_[name] = t;
+      continue;
+    }
+    const Tensor typed = t.dtype() != dtype ? t.to(dtype) : t;
+    params_[name] = typed.to(device);
   }
   score_ = score_output(model_);
 }
@@ -60,7 +70,15 @@ std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor
   for (const auto& [name, t] : params_) values[name] = t;
   for (const auto& [name, t] : feeds) {
     check_input(name, t);
-    values[name] = t.dtype() == dtype_ ? t : to_dtype(t, dtype_);
+    Tensor v = t;
+    if (v.device() != device_) {
+      FRAGILE_CHECK(!v.requires_grad() && v.is_leaf(), "input '", name, "' is on ",
+                    device_name(v.device()), " but the session runs on ", device_name(device_),
+                    "; a tensor with autograd history cannot be moved without losing its "
+                    "gradient: create it on ", device_name(device_));
+      v = v.to(device_);
+    }
+    values[name] = v.dtype() == dtype_ ? v : to_dtype(v, dtype_);
   }
   for (const auto* in : g.data_inputs()) {
     FRAGILE_CHECK(values.count(in->name), "input '", in->name, "' was not given");
@@ -96,7 +114,7 @@ std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor
     }
     std::vector<Tensor> outs;
     try {
-      outs = detail::find_op(n.op_type)(detail::OpContext{n, ins, opset, dtype_});
+      outs = detail::find_op(n.op_type)(detail::OpContext{n, ins, opset, dtype_, device_});
     } catch (const Error& e) {
       throw Error(n.describe() + ": " + e.what());
     }

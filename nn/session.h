@@ -23,19 +23,24 @@ using NodeHook = std::function<void(const Node& node, const std::vector<Tensor>&
 
 class Session {
  public:
-  // Float initializers are converted to `dtype` (float32 or float64) once, here; computation,
-  // inputs and outputs are in `dtype`. Throws, naming the node, for any op the runtime lacks.
-  explicit Session(Model model, DType dtype = DType::Float32);
+  // Float initializers are converted to `dtype` (float32 or float64) and copied to `device`
+  // once, here; computation, inputs and outputs are in `dtype` on `device`. Throws, naming the
+  // node, for any op the runtime lacks (and, for Device::CUDA, when no GPU is usable).
+  explicit Session(Model model, DType dtype = DType::Float32, Device device = Device::CPU);
 
   const Model& model() const { return model_; }
   DType dtype() const { return dtype_; }
+  Device device() const { return device_; }
   // The model's only data input (throws when it has several).
   const ValueInfo& input() const;
   // See nn/transforms.h score_output().
   const std::string& score_name() const { return score_; }
 
   // Computes `outputs` from `feeds` (name -> tensor), running only the nodes they need.
-  // Feeds are checked against the declared input shapes and converted to dtype().
+  // Feeds are checked against the declared input shapes and converted to dtype(). A feed on
+  // another device is copied to device() when it carries no autograd history; one that does
+  // (a leaf requiring grad, or a computed tensor) is an error, since the copy would cut the
+  // gradient off from it: create such inputs on device() instead.
   std::vector<Tensor> run(const std::vector<std::pair<std::string, Tensor>>& feeds,
                           const std::vector<std::string>& outputs,
                           const NodeHook& hook = {}) const;
@@ -52,6 +57,7 @@ class Session {
  private:
   Model model_;
   DType dtype_;
+  Device device_;
   std::string score_;
   std::map<std::string, Tensor> params_;
 };

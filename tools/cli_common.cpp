@@ -46,6 +46,11 @@ void ModelOptions::add_to(CLI::App& app, bool with_model_flag) {
   app.add_option("--activation", activation,
                  "replace every ReLU: 'softplus:BETA' (e.g. softplus:10) or 'relu' (keep)");
   app.add_flag("--fold-bn", fold_bn, "fold BatchNormalization into the preceding Conv");
+  if (with_model_flag) {
+    app.add_option("--device", device,
+                   "where to compute: cpu, or cuda (the first GPU; needs a CUDA build)")
+        ->capture_default_str();
+  }
 }
 
 DType ModelOptions::engine_dtype() const {
@@ -54,8 +59,15 @@ DType ModelOptions::engine_dtype() const {
   FRAGILE_FAIL("--dtype must be float32 or float64, got '", dtype, "'");
 }
 
+Device ModelOptions::engine_device() const {
+  if (device == "cpu") return Device::CPU;
+  if (device == "cuda") return Device::CUDA;
+  FRAGILE_FAIL("--device must be cpu or cuda, got '", device, "'");
+}
+
 nn::Model ModelOptions::load(std::vector<std::string>* log) const {
   engine_dtype();  // validate before the (slow) load
+  engine_device();
   std::optional<double> beta;
   if (!activation.empty()) beta = nn::parse_activation(activation);
   nn::Model model = nn::load_onnx(path);

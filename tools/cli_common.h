@@ -20,15 +20,18 @@ std::string one_line(std::string s);
 // which main's app.exit() returns as the exit status without printing again.
 void run_guarded(const std::function<int()>& body);
 
-// --dtype / --activation / --fold-bn, applied right after loading.
+// --dtype / --activation / --fold-bn, applied right after loading; --device for commands that
+// compute (every one that reads -m/--model).
 struct ModelOptions {
   std::string path;
   std::string dtype = "float32";
+  std::string device = "cpu";
   std::string activation;  // empty: as in the file
   bool fold_bn = false;
 
   void add_to(CLI::App& app, bool with_model_flag);
   DType engine_dtype() const;
+  Device engine_device() const;
   // Loads, then folds BatchNorm and swaps activations as asked. Prints nothing.
   nn::Model load(std::vector<std::string>* log = nullptr) const;
 };

@@ -147,7 +147,8 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
   const nn::Preprocess pre = p.resolve(model);
   const bool bgr = pre.channel_order == "BGR";
   const std::vector<std::string> labels = load_labels(model);
-  const nn::Session session(std::move(model), dtype);
+  const Device device = m.engine_device();
+  const nn::Session session(std::move(model), dtype, device);
   const Inputs in = load_inputs(files, pre, dtype);
   session.check_input(session.input().name, in.x);
   const int64_t n = in.x.size(0), h = in.x.size(2), w = in.x.size(3);
@@ -192,7 +193,8 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
       NoGradGuard no_grad;
       zt = session.scores(t.x);
     }
-    cfg.target_map = attacks::saliency(session, t.x, attacks::predicted_labels(zt), cfg);
+    cfg.target_map =
+        attacks::saliency(session, t.x.to(device), attacks::predicted_labels(zt), cfg);
   }
 
   ProgressBar bar(!o.no_progress);
@@ -209,7 +211,8 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
     c.seed = cfg.seed + static_cast<uint64_t>(b);
     c.progress = [&](int64_t done, int64_t total) { bar.update(label, done, total); };
     const attacks::Result r =
-        attacks::run_attack(session, surrogate, contiguous(slice(in.x, 0, lo, hi)), space, c);
+        attacks::run_attack(session, surrogate, contiguous(slice(in.x, 0, lo, hi)).to(device),
+                            space, c);
     perturbed.push_back(r.perturbed);
     before.push_back(r.map_before);
     after.push_back(r.map_after);

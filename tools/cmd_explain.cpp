@@ -125,7 +125,8 @@ int run_explain(const ModelOptions& m, const PreprocessOptions& p, const Explain
   nn::Model model = m.load();
   const nn::Preprocess pre = p.resolve(model);
   const std::vector<std::string> labels = load_labels(model);
-  const nn::Session session(std::move(model), dtype);
+  const Device device = m.engine_device();
+  const nn::Session session(std::move(model), dtype, device);
   const Inputs in = load_inputs(files, pre, dtype);
   session.check_input(session.input().name, in.x);
   const attacks::PixelSpace space = attacks::PixelSpace::from_preprocess(pre, in.x.size(1));
@@ -136,7 +137,8 @@ int run_explain(const ModelOptions& m, const PreprocessOptions& p, const Explain
   std::vector<int64_t> classes;
   std::vector<double> probs;
   for (int64_t b = 0; b < n; b += o.batch) {
-    const Tensor xb = contiguous(slice(in.x, 0, b, std::min(n, b + o.batch)));
+    // On the session's device: the methods differentiate with respect to it.
+    const Tensor xb = contiguous(slice(in.x, 0, b, std::min(n, b + o.batch))).to(device);
     Tensor z;
     {
       NoGradGuard no_grad;

@@ -23,14 +23,16 @@ int run_hvp(const ModelOptions& m, const PreprocessOptions& p, const HvpOptions&
   nn::Model model = m.load();
   const nn::Preprocess pre = p.resolve(model);
   const std::vector<std::string> labels = load_labels(model);
-  nn::Session session(std::move(model), dtype);
+  const Device device = m.engine_device();
+  nn::Session session(std::move(model), dtype, device);
   Tensor x = nn::load_input(o.image, pre);
   session.check_input(session.input().name, x);
   Tensor v = nn::read_npy(o.vector);
   FRAGILE_CHECK(v.shape() == x.shape(), "--vector '", o.vector, "' has shape ",
                 shape_str(v.shape()), " but the input has shape ", shape_str(x.shape()));
-  x = x.to(dtype);
-  v = v.to(dtype);
+  // Differentiated with respect to x: it must be made on the session's device.
+  x = x.to(dtype).to(device);
+  v = v.to(dtype).to(device);
 
   std::vector<int64_t> classes;
   std::vector<double> picked;
@@ -47,7 +49,7 @@ int run_hvp(const ModelOptions& m, const PreprocessOptions& p, const HvpOptions&
         picked.push_back(row[k]);
       }
     }
-    Tensor mask = one_hot(Tensor::from_int64(classes, {n}), c, z.dtype());
+    Tensor mask = one_hot(Tensor::from_int64(classes, {n}), c, z.dtype()).to(z.device());
     return sum(mul(z, mask));
   };
   const HvpResult r = hvp(score, x, v);

@@ -22,7 +22,8 @@ int run_predict(const ModelOptions& m, const PreprocessOptions& p, const Predict
   nn::Model model = m.load();
   const nn::Preprocess pre = p.resolve(model);
   const std::vector<std::string> labels = load_labels(model);
-  nn::Session session(std::move(model), m.engine_dtype());
+  // The input is copied to the session's device by run(): it needs no gradient here.
+  nn::Session session(std::move(model), m.engine_dtype(), m.engine_device());
   Tensor x = nn::load_input(o.image, pre);
   session.check_input(session.input().name, x);
 

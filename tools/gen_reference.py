@@ -648,6 +648,45 @@ def loss_norm_cases():
 
 
 # ------------------------------------------------------------------------------------------------
+# fused saliency moments (the attacks' top-k / targeted / centre-of-mass losses)
+
+
+def saliency_moments_ref(a, w):
+    s = a.abs().sum(1)                                   # [N, H, W] pixel saliency
+    t = s.sum((1, 2))                                    # [N] total
+    m = (s.unsqueeze(1) * w).sum((2, 3)) / t.unsqueeze(1)
+    return torch.cat([m, t.unsqueeze(1)], 1)
+
+
+def saliency_moments_backward_ref(g, a, w, moments):
+    k = w.shape[1]
+    m, t = moments[:, :k], moments[:, k]
+    term = ((w - m[:, :, None, None]) * g[:, :k, None, None]).sum(1) / t[:, None, None]
+    return torch.sign(a) * (term + g[:, k, None, None]).unsqueeze(1)
+
+
+def saliency_cases():
+    h, w = 4, 5
+    rows = torch.arange(h, dtype=F64)[:, None].expand(h, w)
+    cols = torch.arange(w, dtype=F64)[None, :].expand(h, w)
+    coords = torch.stack([rows, cols]).unsqueeze(0)      # [1, 2, H, W]
+    for tag, n, weights in [("mask", 2, lambda r: r.coin(2, 1, h, w)),
+                            ("coords", 3, lambda r: coords.clone())]:
+        name = "saliency_moments_" + tag
+        r = Rng(name)
+        wt = weights(r)
+        add_case(name, "saliency_moments", [(r.away(n, 3, h, w), True), (wt, False)],
+                 saliency_moments_ref)
+        name = "saliency_moments_backward_" + tag
+        r = Rng(name)
+        k = wt.shape[1]
+        moments = torch.cat([r.randn(n, k), r.positive(n, 1)], 1)
+        add_case(name, "saliency_moments_backward",
+                 [(r.randn(n, k + 1), True), (r.away(n, 3, h, w), True), (wt, False),
+                  (moments, True)], saliency_moments_backward_ref)
+
+
+# ------------------------------------------------------------------------------------------------
 # the small softplus CNN
 
 
@@ -714,6 +753,7 @@ def main():
     pool_cases()
     activation_cases()
     loss_norm_cases()
+    saliency_cases()
     doc = {"generator": "tools/gen_reference.py", "torch": torch.__version__, "cases": CASES}
     tmp = os.path.join(args.out, "ops.json.tmp")
     with open(tmp, "w") as f:

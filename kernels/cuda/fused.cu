@@ -2,15 +2,14 @@
 //
 // Vocabulary: x the pre-activation input, beta the softplus sharpness, g the incoming
 // gradient of softplus (grad_output of the first backward), u the upstream gradient of that
-// backward (second order); for attacks x the current iterate, d the attack direction
-// (a gradient), x0 the clean input; for IG acc the running sum and g one path gradient.
+// backward (second order); for IG acc the running sum and g one path gradient.
+// (The attack step and the saliency moments live in fused_attack.cu.)
 //
 // Bandwidth: each of these would otherwise be 2-6 separate element-wise kernels, each
 // reading and writing whole tensors. Fused, every input is read once and every output
-// written once: e.g. the attack step moves 4 tensors' worth of bytes instead of ~14, and
-// the softplus pair 3 instead of 4 (value and sigmoid from one read of x). The math comes
-// from the shared functors (kernels/functors), so CPU references agree bit for bit in the
-// formulas.
+// written once: e.g. the softplus pair moves 3 tensors instead of 4 (value and sigmoid from
+// one read of x). The math comes from the shared functors (kernels/functors), so CPU
+// references agree bit for bit in the formulas.
 //
 // Single-output fusions use the map machinery (any strides, vectorised when contiguous);
 // the two-output kernels read contiguous inputs (strided ones are copied first) and write
@@ -51,17 +50,6 @@ __global__ void softplus_double_backward_kernel(int64_t n, double beta, const T*
     grad_x[i] = gx;
   }
 }
-
-// clamp(x0 + clamp(x + alpha sign(d) - x0, -eps, eps), lo, hi)
-struct AttackStep {
-  double alpha, eps, lo, hi;
-  template <class T>
-  __device__ __forceinline__ T operator()(T x, T d, T x0) const {
-    const T stepped = x + static_cast<T>(alpha) * fn::Sign{}(d);
-    const T delta = fn::Clamp{-eps, eps}(stepped - x0);
-    return fn::Clamp{lo, hi}(x0 + delta);
-  }
-};
 
 struct ScaleAdd {  // acc + w g
   double w;
@@ -118,21 +106,6 @@ void softplus_double_backward(const Tensor& u_in, const Tensor& g_in, const Tens
         grad_g.data<scalar_t>(), grad_x.data<scalar_t>());
   });
   FRAGILE_CUDA_LAUNCH_CHECK();
-}
-
-void attack_step(const Tensor& x, const Tensor& d, const Tensor& x0, double alpha, double eps,
-                 double lo, double hi, Tensor& x_new) {
-  const char* what = "cuda attack_step";
-  check_on_device(x_new, what, "x_new");
-  FRAGILE_CHECK(is_floating(x_new.dtype()), what, ": x_new must be float");
-  check_operand(x, x_new, what, "x");
-  check_operand(d, x_new, what, "d");
-  check_operand(x0, x_new, what, "x0");
-  FRAGILE_DISPATCH_FLOAT(x_new.dtype(), what, [&] {
-    using T = scalar_t;
-    map(AttackStep{alpha, eps, lo, hi}, x_new.shape(), arg<T>(x_new), arg<const T>(x),
-        arg<const T>(d), arg<const T>(x0));
-  });
 }
 
 void ig_accumulate(Tensor& acc, const Tensor& g, double w) {

@@ -19,12 +19,9 @@ void softplus_forward_backward(const Tensor& x, double beta, Tensor& value, Tens
 void softplus_double_backward(const Tensor& u, const Tensor& g, const Tensor& x, double beta,
                               Tensor& grad_g, Tensor& grad_x);
 
-// One signed-gradient attack step with both projections:
-//   x_new = clamp(x0 + clamp(x + alpha * sign(d) - x0, -eps, eps), lo, hi)
-// (an L-inf ball of radius eps around x0, then the valid input range [lo, hi]). x_new may be
-// x itself (in-place update) or any view of x's shape.
-void attack_step(const Tensor& x, const Tensor& d, const Tensor& x0, double alpha, double eps,
-                 double lo, double hi, Tensor& x_new);
+// The attack step and the saliency moments are Backend methods (CudaBackend::attack_step,
+// saliency_moments, saliency_moments_backward in fused_attack.cu), reached through
+// core/ops.h and attacks/step.h on any device.
 
 // Integrated-gradients accumulation, in place: acc += w * g. acc may be any view.
 void ig_accumulate(Tensor& acc, const Tensor& g, double w);

@@ -2,7 +2,12 @@
 // squared shift (values and gradients).
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <random>
+
 #include "attacks/dissimilarity.h"
+#include "attribution/attribution.h"
+#include "core/error.h"
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "tests/support/gradcheck.h"
@@ -62,6 +67,90 @@ TEST(CenterLoss, TruncationMakesTheFirstGradientNonZero) {
   double norm = 0;
   for (double e : g) norm += e * e;
   EXPECT_GT(norm, 0.0);
+}
+
+// ---- the fused versions (saliency_moments) ------------------------------------------------
+
+// An attribution [N, C, H, W] kept away from 0 (|.| has a kink there), image 1 all zero when
+// `zero_image` (its total is 0: no normalised map).
+Tensor attribution_for_test(std::mt19937_64& rng, bool zero_image) {
+  Tensor a = Tensor::uniform({3, 2, 4, 5}, 0.2, 1.5, rng, DType::Float64);
+  std::vector<double> v = a.to_vector();
+  std::bernoulli_distribution flip(0.5);
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (flip(rng)) v[i] = -v[i];
+    if (zero_image && i >= 40 && i < 80) v[i] = 0.0;
+  }
+  return Tensor::from_vector(v, a.shape(), DType::Float64);
+}
+
+void expect_same(const Tensor& a, const Tensor& b, double tol, const char* what) {
+  const std::vector<double> x = a.to_vector(), y = b.to_vector();
+  ASSERT_EQ(x.size(), y.size()) << what;
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], y[i], tol) << what << " " << i;
+}
+
+TEST(FusedLosses, EqualTheComposedLossesInValueGradientAndHvp) {
+  std::mt19937_64 rng(5);
+  for (const bool zero_image : {false, true}) {
+    Tensor a = attribution_for_test(rng, zero_image);
+    a.set_requires_grad(true);
+    const Tensor s0 = attr::saliency_map(a.detach());
+    const Tensor mask = topk_mask(s0, 7);
+    const Tensor c0 = center_target(s0);
+    const Tensor weights = center_weights(4, 5, DType::Float64, Device::CPU);
+    const Tensor v = Tensor::randn(a.shape(), rng, DType::Float64);
+    struct Pair {
+      const char* what;
+      std::function<Tensor(const Tensor&)> fused, composed;
+    };
+    const Pair pairs[] = {
+        {"masked mass", [&](const Tensor& t) { return masked_mass_fused(t, mask); },
+         [&](const Tensor& t) { return masked_mass(attr::saliency_map(t), mask); }},
+        {"center loss", [&](const Tensor& t) { return center_loss_fused(t, c0, weights); },
+         [&](const Tensor& t) { return center_loss(attr::saliency_map(t), c0); }},
+    };
+    for (const Pair& p : pairs) {
+      const Tensor f = p.fused(a), c = p.composed(a);
+      expect_same(f, c, 1e-12, p.what);
+      // Gradient with create_graph, then the HVP along v (second order through the fused op's
+      // backward and its own rule).
+      const Tensor gf = grad({sum(f)}, {a}, {}, true)[0], gc = grad({sum(c)}, {a}, {}, true)[0];
+      expect_same(gf, gc, 1e-10, p.what);
+      const Tensor hf = grad({sum(mul(gf, v))}, {a}, {}, false, true)[0];
+      const Tensor hc = grad({sum(mul(gc, v))}, {a}, {}, false, true)[0];
+      expect_same(hf, hc, 1e-9, p.what);
+    }
+  }
+}
+
+TEST(FusedLosses, GradcheckAndGradgradcheck) {
+  std::mt19937_64 rng(9);
+  Tensor a = attribution_for_test(rng, false);
+  a.set_requires_grad(true);
+  const Tensor s0 = attr::saliency_map(a.detach());
+  const Tensor mask = topk_mask(s0, 5), c0 = center_target(s0);
+  const Tensor weights = center_weights(4, 5, DType::Float64, Device::CPU);
+  const test::TensorFn mass = [&](const std::vector<Tensor>& in) {
+    return masked_mass_fused(in[0], mask);
+  };
+  const test::TensorFn center = [&](const std::vector<Tensor>& in) {
+    return center_loss_fused(in[0], c0, weights);
+  };
+  EXPECT_TRUE(test::gradcheck(mass, {a}));
+  EXPECT_TRUE(test::gradgradcheck(mass, {a}));
+  EXPECT_TRUE(test::gradcheck(center, {a}));
+  EXPECT_TRUE(test::gradgradcheck(center, {a}));
+}
+
+TEST(FusedLosses, RejectBadShapes) {
+  const Tensor a = Tensor::ones({2, 3, 4, 5}, DType::Float64);
+  EXPECT_THROW(masked_mass_fused(a, Tensor::ones({2, 4, 6}, DType::Float64)), Error);
+  EXPECT_THROW(masked_mass_fused(Tensor::ones({2, 4, 5}, DType::Float64),
+                                 Tensor::ones({2, 4, 5}, DType::Float64)),
+               Error);
+  EXPECT_THROW(saliency_moments(a, Tensor::ones({3, 1, 4, 5}, DType::Float64)), Error);
+  EXPECT_THROW(saliency_moments(a, Tensor::ones({1, 1, 4, 5}, DType::Float32)), Error);
 }
 
 }  // namespace

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 
 #include "attacks/step.h"
 #include "core/autograd.h"
+#include "core/error.h"
 #include "core/ops.h"
 
 namespace fragile::attacks {
@@ -121,6 +123,49 @@ TEST(SignStep, ManyStepsStayInBallAndBox) {
     EXPECT_GE(a[i], -1.0f);
     EXPECT_LE(a[i], 1.0f);
   }
+}
+
+TEST(SignStep, FusedStepEqualsTheComposedOpsPerChannel) {
+  // The fused kernel (Backend::attack_step) against project-then-clip written with ops, with
+  // per-channel steps, balls and boxes as the ImageNet preprocessing gives, and a direction on
+  // a coarse grid so sign(0) = 0 happens.
+  std::mt19937_64 rng(11);
+  const PixelSpace space = PixelSpace::from_preprocess(
+      [] {
+        nn::Preprocess p;
+        p.mean = {104, 117, 123};
+        p.scale = {0.5, 1.0, 2.0};
+        return p;
+      }(),
+      3);
+  for (const DType dt : {DType::Float32, DType::Float64}) {
+    // Inside every channel's box with room for the ball, so only the ball binds.
+    const Tensor x0 = Tensor::uniform({2, 3, 4, 5}, -40, 70, rng, dt);
+    Tensor x = x0;
+    std::uniform_int_distribution<int> coarse(-2, 2);
+    for (int it = 0; it < 12; ++it) {
+      std::vector<double> dv(x0.numel());
+      for (double& v : dv) v = coarse(rng);
+      const Tensor d = Tensor::from_vector(dv, x0.shape(), dt);
+      const Tensor composed =
+          sign_step(x, x0, d, space.pixels(3.0, dt), space.pixels(8.0, dt), space.lo_tensor(dt),
+                    space.hi_tensor(dt));
+      const Tensor fused = sign_step(x, x0, d, space.step_params(3.0, 8.0));
+      const std::vector<double> a = composed.to_vector(), b = fused.to_vector();
+      for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << dtype_name(dt) << " " << i;
+      x = fused;
+    }
+    for (double l : space.linf_pixels(x, x0)) EXPECT_LE(l, 8.0 + 1e-4);
+  }
+}
+
+TEST(SignStep, FusedStepRejectsMismatchedParameters) {
+  const Tensor x = Tensor::zeros({1, 2, 2, 2}, DType::Float64);
+  AttackStepParams p;
+  p.alpha = p.eps = p.lo = p.hi = {1.0};  // one channel's worth for a two-channel input
+  EXPECT_THROW(sign_step(x, x, x, p), Error);
+  p.alpha = p.eps = p.lo = p.hi = {1.0, 1.0};
+  EXPECT_THROW(sign_step(x, x, Tensor::zeros({1, 2, 2, 3}, DType::Float64), p), Error);
 }
 
 TEST(SignStep, LeavesNoHistory) {

@@ -171,6 +171,8 @@ const std::map<std::string, OpFn>& ops_table() {
       {"relu", OP(relu(in[0]))},
       {"softplus", OP(softplus(in[0], attr_double(a, "beta")))},
       {"softplus_backward", OP(softplus_backward(in[0], in[1], attr_double(a, "beta")))},
+      {"saliency_moments", OP(saliency_moments(in[0], in[1]))},
+      {"saliency_moments_backward", OP(saliency_moments_backward(in[0], in[1], in[2], in[3]))},
       {"sigmoid", OP(sigmoid(in[0]))},
       {"tanh", OP(tanh(in[0]))},
       {"softmax", OP(softmax(in[0], attr_int(a, "dim")))},

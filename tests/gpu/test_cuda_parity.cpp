@@ -552,23 +552,49 @@ TEST_P(CudaParity, FusedSoftplusDoubleBackward) {
 
 TEST_P(CudaParity, FusedAttackStep) {
   if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
-  const Shape s = {3, 8, 8};
-  const double alpha = 0.05, eps = 0.08, lo = 0.0, hi = 1.0;
+  // Two images, three channels with their own step, ball and box (as ImageNet preprocessing
+  // gives): the CPU backend's loop over the same functor is the reference.
+  const Shape s = {2, 3, 5, 7};
+  AttackStepParams p;
+  p.alpha = {0.05, 0.02, 0.08};
+  p.eps = {0.08, 0.03, 0.1};
+  p.lo = {0.0, -0.5, 0.1};
+  p.hi = {1.0, 0.5, 0.9};
   Pair x0 = uniform(s, 0.0, 1.0, dt(), rng);
   Pair d = coarse(s, dt(), rng);  // includes zeros: sign(0) = 0
-  Pair x = uniform(s, 0.0, 1.0, dt(), rng);
-  const std::vector<double> xv = x.h.to_vector(), dv = d.h.to_vector(), x0v = x0.h.to_vector();
-  std::vector<double> ref(xv.size());
-  for (size_t i = 0; i < xv.size(); ++i) {
-    const double sign = dv[i] > 0 ? 1.0 : (dv[i] < 0 ? -1.0 : 0.0);
-    const double delta = std::clamp(xv[i] + alpha * sign - x0v[i], -eps, eps);
-    ref[i] = std::clamp(x0v[i] + delta, lo, hi);
-  }
+  Pair x = uniform(s, -0.2, 1.2, dt(), rng);
+  Tensor ref = Tensor::empty(s, dt());
+  cpu().attack_step(x.h, d.h, x0.h, p, ref);
   Tensor out = Tensor::empty(s, dt(), Device::CUDA);
-  cuda::attack_step(x.d, d.d, x0.d, alpha, eps, lo, hi, out);
-  expect_close(out, Tensor::from_vector(ref, s, dt()), tol(dt()), "attack step");
-  cuda::attack_step(x.d, d.d, x0.d, alpha, eps, lo, hi, x.d);  // in place
-  expect_close(x.d, Tensor::from_vector(ref, s, dt()), tol(dt()), "attack step in place");
+  gpu().attack_step(x.d, d.d, x0.d, p, out);
+  expect_close(out, ref, tol(dt()), "attack step");
+  gpu().attack_step(x.d, d.d, x0.d, p, x.d);  // in place
+  expect_close(x.d, ref, tol(dt()), "attack step in place");
+}
+
+TEST_P(CudaParity, FusedSaliencyMoments) {
+  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  // Per-image masks (top-k / targeted) and shared coordinate maps (centre of mass), a map
+  // large enough for several blocks per image, and an all-zero image (total 0).
+  for (const int64_t wn : {int64_t{3}, int64_t{1}}) {
+    const Shape s = {3, 3, 61, 67};
+    const int64_t k = wn == 3 ? 1 : 2;
+    Tensor host = Tensor::randn(s, rng, dt());
+    Tensor first_image = make_view(host, {1, 3, 61, 67}, host.strides(), 0);
+    cpu().fill(first_image, 0.0);
+    const Tensor a_dev = to_device(host);
+    Pair w = uniform({wn, k, 61, 67}, 0.0, 60.0, dt(), rng);
+    Tensor ref = Tensor::empty({3, k + 1}, dt()), out = Tensor::empty({3, k + 1}, dt(), Device::CUDA);
+    cpu().saliency_moments(host, w.h, ref);
+    gpu().saliency_moments(a_dev, w.d, out);
+    expect_close(out, ref, tol(dt(), 10.0), "saliency moments");
+
+    Pair g = randn({3, k + 1}, dt(), rng);
+    Tensor gref = Tensor::empty(s, dt()), gout = Tensor::empty(s, dt(), Device::CUDA);
+    cpu().saliency_moments_backward(g.h, host, w.h, ref, gref);
+    gpu().saliency_moments_backward(g.d, a_dev, w.d, to_device(ref), gout);
+    expect_close(gout, gref, tol(dt()), "saliency moments backward");
+  }
 }
 
 TEST_P(CudaParity, FusedIgAccumulate) {

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "core/backend.h"
 #include "core/ops.h"
 #include "nn/npy.h"
 #include "tests/nn/nn_test_util.h"
@@ -215,6 +216,18 @@ TEST(CliErrors, UnknownOp) {
   expect_clean_failure(run_cli({"predict", "-m", data_path("models/unknown_op.onnx").string(),
                                 "-i", (d / "x.npy").string()}),
                        "mystery_node");
+}
+
+TEST(CliErrors, BadOrUnavailableDevice) {
+  expect_clean_failure(run_cli({"predict", "-m", squeezenet(), "-i", image("chelsea.png"),
+                                "--device", "tpu"}),
+                       "--device must be cpu or cuda, got 'tpu'");
+  if (!cuda_available()) {
+    // Without a GPU (or without the CUDA backend) asking for one says so, and what to do.
+    expect_clean_failure(run_cli({"predict", "-m", squeezenet(), "-i", image("chelsea.png"),
+                                  "--device", "cuda"}),
+                         "use --device cpu");
+  }
 }
 
 TEST(CliErrors, WrongInputShape) {

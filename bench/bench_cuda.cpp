@@ -1,0 +1,292 @@
+// Google Benchmark: the CUDA backend, timed with CUDA events (kernels/cuda/timing.h). Built
+// only with the CUDA backend (bench/CMakeLists.txt); every benchmark skips itself, saying why,
+// when no device is present. bench/compare_pytorch.py --device cuda runs the same workloads in
+// PyTorch on the same GPU and prints fragile/PyTorch ratios.
+//
+// Ops only enqueue work on the backend's one stream, so every benchmark uses manual time: CUDA
+// events on that stream around the timed work, the stop event waited for. Google Benchmark
+// appends "/manual_time" to the names.
+//
+// Fused element-wise kernels on N = 16M float32 elements (64 MiB per tensor, far beyond L2):
+//   cuda/softplus_fwd_bwd           value, sigmoid = softplus_beta(x), sigmoid(beta x)   3N x 4 B
+//   cuda/softplus_double_backward   grad_g, grad_x from (u, g, x)                       5N x 4 B
+//   cuda/ig_accumulate              acc += w g, in place                                 3N x 4 B
+//   cuda/sigmoid                    fragile::sigmoid(x) through the backend, unfused     2N x 4 B
+// Times are per call: the mean of 10 back-to-back calls between one pair of events (launch
+// latency hidden behind the previous call, as in a real sequence of ops). Bytes count every
+// tensor read once and written once (the minimum traffic). Counters: GBps (achieved, 1e9 B/s),
+// copy_GBps (device-to-device cudaMemcpy bandwidth, same read + write convention, measured
+// once per process), pct_of_copy = 100 GBps / copy_GBps.
+//
+// The real SqueezeNet v1.0 on the GPU (same workloads as bench_squeezenet.cpp), batch 1, 8, 64:
+//   cuda/squeezenet/input_grad/N    gradient of logit 285 w.r.t. the input
+//   cuda/squeezenet/input_hvp/N     H v of that logit, softplus(10) network
+//   cuda/squeezenet/attack_step/N   one top-k attack direction through the softplus(1)
+//                                   surrogate (create_graph saliency map, mass on the original
+//                                   top-1000 pixels, its input gradient)
+// One step per pair of events, so the time includes any stretch where the GPU waited for the
+// host to launch the next kernel: what a caller of the step waits for. Counter images_per_s =
+// N / step time.
+#include <benchmark/benchmark.h>
+
+#include <exception>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "attacks/dissimilarity.h"
+#include "attribution/attribution.h"
+#include "core/autograd.h"
+#include "core/backend.h"
+#include "core/functional.h"
+#include "core/ops.h"
+#include "kernels/cuda/fused.h"
+#include "kernels/cuda/timing.h"
+#include "nn/onnx_io.h"
+#include "nn/session.h"
+#include "nn/transforms.h"
+
+using namespace fragile;
+
+namespace {
+
+// ---- common -------------------------------------------------------------------------------
+
+// Runs body() unless there is no device; an exception (an op the CUDA backend rejects, a
+// device fault) skips this benchmark with its message instead of ending the whole run.
+// SkipWithError stops the running timer itself, so leaving the loop by exception is safe.
+template <class Body>
+void on_device(benchmark::State& st, Body&& body) {
+  if (!cuda_available()) {
+    st.SkipWithError("no CUDA device: cuda_available() is false (no driver or no GPU)");
+    return;
+  }
+  try {
+    body();
+  } catch (const std::exception& e) {
+    st.SkipWithError(e.what());
+  }
+}
+
+const std::string& device_label() {
+  static const std::string label = cuda::device_description();
+  return label;
+}
+
+// Times step() with CUDA events, after one untimed warm-up call (cuDNN handle creation and
+// algorithm choice, caching-allocator growth, first-launch costs). Each iteration records the
+// events around `calls` back-to-back calls and reports their mean as the iteration's time, so
+// the reported time is per call. Returns the total timed milliseconds per call summed over
+// iterations. step() should keep its tensors local, so freeing them is inside the timed
+// interval as on the CPU.
+template <class Step>
+double time_steps(benchmark::State& st, Step&& step, int calls = 1) {
+  step();
+  cuda::EventTimer timer;
+  double total_ms = 0.0;
+  for (auto _ : st) {
+    timer.start();
+    for (int i = 0; i < calls; ++i) step();
+    const double ms = timer.stop() / calls;
+    st.SetIterationTime(ms * 1e-3);
+    total_ms += ms;
+  }
+  st.SetLabel(device_label());
+  return total_ms;
+}
+
+// ---- fused element-wise kernels -----------------------------------------------------------
+
+constexpr int64_t kNumel = int64_t{1} << 24;                       // 16M elements
+constexpr double kTensorBytes = static_cast<double>(kNumel) * 4;  // float32: 64 MiB
+// Copy yardstick: 256 MiB buffers (512 MiB of traffic per copy), several times any L2.
+constexpr std::size_t kCopyBytes = std::size_t{256} << 20;
+constexpr double kBeta = 1.0;  // the attack surrogate's softplus; the kernels' cost is beta-blind
+// Kernel calls between one pair of events. A single call would also time the host's launch
+// latency (and, for ops, their allocation and dispatch) while the GPU idles, a visible share of
+// a kernel that only streams a few hundred MB; back to back, the host enqueues call i+1 while
+// call i runs, and what is left is the kernel's own time, which a bandwidth figure is about.
+constexpr int kCallsPerIteration = 10;
+
+double copy_gbps() {
+  static const double gbps = cuda::device_copy_gbps(kCopyBytes);
+  return gbps;
+}
+
+// Inputs shared by the kernel benchmarks, made once: x ~ U(-6, 6) (pre-activations, no
+// saturated tails), u, g ~ N(0, 1). Leaked on purpose: device tensors must not be freed by
+// static destructors racing the CUDA runtime's own teardown.
+struct KernelInputs {
+  Tensor x, u, g;
+};
+const KernelInputs& kernel_inputs() {
+  static const KernelInputs* in = [] {
+    std::mt19937_64 rng(7);
+    auto* k = new KernelInputs;
+    k->x = Tensor::uniform({kNumel}, -6.0, 6.0, rng, DType::Float32).to(Device::CUDA);
+    k->u = Tensor::randn({kNumel}, rng, DType::Float32).to(Device::CUDA);
+    k->g = Tensor::randn({kNumel}, rng, DType::Float32).to(Device::CUDA);
+    return k;
+  }();
+  return *in;
+}
+
+Tensor device_empty() { return Tensor::empty({kNumel}, DType::Float32, Device::CUDA); }
+
+// `tensors_moved` tensors of kNumel float32 read or written per call.
+template <class Step>
+void run_kernel(benchmark::State& st, int tensors_moved, Step&& step) {
+  const double yardstick = copy_gbps();  // measured before the timed loop, once per process
+  const double bytes = tensors_moved * kTensorBytes;
+  const double total_ms = time_steps(st, step, kCallsPerIteration);
+  st.SetBytesProcessed(static_cast<int64_t>(bytes * static_cast<double>(st.iterations())));
+  const double gbps = bytes * static_cast<double>(st.iterations()) / (total_ms * 1e-3) / 1e9;
+  st.counters["GBps"] = gbps;
+  st.counters["copy_GBps"] = yardstick;
+  st.counters["pct_of_copy"] = 100.0 * gbps / yardstick;
+}
+
+void cuda_softplus_fwd_bwd(benchmark::State& st) {
+  on_device(st, [&] {
+    const KernelInputs& in = kernel_inputs();
+    Tensor value = device_empty(), sig = device_empty();
+    // read x; write value, sig
+    run_kernel(st, 3, [&] { cuda::softplus_forward_backward(in.x, kBeta, value, sig); });
+  });
+}
+
+void cuda_softplus_double_backward(benchmark::State& st) {
+  on_device(st, [&] {
+    const KernelInputs& in = kernel_inputs();
+    Tensor grad_g = device_empty(), grad_x = device_empty();
+    // read u, g, x; write grad_g, grad_x
+    run_kernel(st, 5, [&] {
+      cuda::softplus_double_backward(in.u, in.g, in.x, kBeta, grad_g, grad_x);
+    });
+  });
+}
+
+void cuda_ig_accumulate(benchmark::State& st) {
+  on_device(st, [&] {
+    const KernelInputs& in = kernel_inputs();
+    Tensor acc = Tensor::zeros({kNumel}, DType::Float32, Device::CUDA);
+    // read acc, g; write acc. w = 1/32: a 32-step IG path (the value does not change the cost).
+    run_kernel(st, 3, [&] { cuda::ig_accumulate(acc, in.g, 1.0 / 32); });
+  });
+}
+
+// The unfused baseline: one element-wise op through the public API (allocates its output
+// from the caching allocator, as every op does).
+void cuda_sigmoid(benchmark::State& st) {
+  on_device(st, [&] {
+    const KernelInputs& in = kernel_inputs();
+    // read x; write the result
+    run_kernel(st, 2, [&] { benchmark::DoNotOptimize(sigmoid(in.x).raw_data()); });
+  });
+}
+
+// ---- SqueezeNet ---------------------------------------------------------------------------
+
+std::string model_path() { return std::string(FRAGILE_SHARED_DIR) + "/models/squeezenet1.0.onnx"; }
+
+// The network on the GPU with every ReLU swapped for softplus(beta) (beta <= 0: as in the
+// file). Leaked like the kernel inputs: the parameters are device tensors.
+const nn::Session& squeezenet(double beta) {
+  static auto* cache = new std::map<double, std::unique_ptr<nn::Session>>;
+  auto& s = (*cache)[beta];
+  if (!s) {
+    nn::Model m = nn::load_onnx(model_path());
+    if (beta > 0) nn::swap_relu_for_softplus(m, beta);
+    s = std::make_unique<nn::Session>(std::move(m), DType::Float32, Device::CUDA);
+  }
+  return *s;
+}
+
+// bench_squeezenet.cpp's inputs (preprocessed BGR-minus-mean range), made on the host with the
+// same seed and copied to the device: a fresh leaf on the device, so it can require grad.
+Tensor device_input(int64_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  return Tensor::uniform({n, 3, 227, 227}, -110.0, 130.0, rng, DType::Float32).to(Device::CUDA);
+}
+
+bool have_model(benchmark::State& st) {
+  if (std::filesystem::exists(model_path())) return true;
+  st.SkipWithError(("missing " + model_path()).c_str());
+  return false;
+}
+
+template <class Step>
+void run_model_step(benchmark::State& st, Step&& step) {
+  time_steps(st, step);
+  st.counters["images_per_s"] = benchmark::Counter(static_cast<double>(st.range(0)),
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void cuda_squeezenet_input_grad(benchmark::State& st) {
+  on_device(st, [&] {
+    if (!have_model(st)) return;
+    const nn::Session& s = squeezenet(0);
+    Tensor x = device_input(st.range(0), 1);
+    x.set_requires_grad(true);
+    run_model_step(st, [&] {
+      Tensor score = sum(slice(s.scores(x), 1, 285, 286));
+      benchmark::DoNotOptimize(grad({score}, {x})[0].raw_data());
+    });
+  });
+}
+
+void cuda_squeezenet_input_hvp(benchmark::State& st) {
+  on_device(st, [&] {
+    if (!have_model(st)) return;
+    const nn::Session& s = squeezenet(10.0);
+    const Tensor x = device_input(st.range(0), 1), v = device_input(st.range(0), 2);
+    auto score = [&](const Tensor& in) { return sum(slice(s.scores(in), 1, 285, 286)); };
+    run_model_step(st, [&] { benchmark::DoNotOptimize(hvp(score, x, v).hvp.raw_data()); });
+  });
+}
+
+void cuda_squeezenet_attack_step(benchmark::State& st) {
+  on_device(st, [&] {
+    if (!have_model(st)) return;
+    const nn::Session& original = squeezenet(0);
+    const nn::Session& surrogate = squeezenet(1.0);
+    const int64_t n = st.range(0);
+    const Tensor x0 = device_input(n, 1);
+    const std::vector<int64_t> classes(static_cast<size_t>(n), 285);
+    const Tensor s0 = attr::saliency_map(
+        attr::attribute(original, x0, classes, attr::Method::Gradient));
+    // topk_mask sorts on the host and returns a host tensor: move the mask once, untimed.
+    const Tensor top = attacks::topk_mask(s0, 1000).to(Device::CUDA);
+    run_model_step(st, [&] {
+      Tensor x = x0.detach();
+      x.set_requires_grad(true);
+      Tensor map = attr::saliency_map(attr::attribute(surrogate, x, classes,
+                                                      attr::Method::Gradient, {},
+                                                      /*create_graph=*/true));
+      Tensor loss = sum(attacks::masked_mass(map, top));
+      benchmark::DoNotOptimize(grad({loss}, {x})[0].raw_data());
+    });
+  });
+}
+
+}  // namespace
+
+// Names stay as given apart from Google Benchmark's "/manual_time" (MinTime or Iterations would
+// append more). The kernel rows run --benchmark_min_time of per-call time, i.e. about 10x that
+// on the device (10 calls per iteration).
+BENCHMARK(cuda_softplus_fwd_bwd)->Name("cuda/softplus_fwd_bwd")->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(cuda_softplus_double_backward)->Name("cuda/softplus_double_backward")->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(cuda_ig_accumulate)->Name("cuda/ig_accumulate")->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(cuda_sigmoid)->Name("cuda/sigmoid")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(cuda_squeezenet_input_grad)->Name("cuda/squeezenet/input_grad")->Arg(1)->Arg(8)
+    ->Arg(64)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(cuda_squeezenet_input_hvp)->Name("cuda/squeezenet/input_hvp")->Arg(1)->Arg(8)
+    ->Arg(64)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(cuda_squeezenet_attack_step)->Name("cuda/squeezenet/attack_step")->Arg(1)->Arg(8)
+    ->Arg(64)->UseManualTime()->Unit(benchmark::kMillisecond);
