@@ -88,7 +88,8 @@ const nn::Session& Surrogate::at(double beta) {
   if (session_ && beta == beta_) return *session_;
   nn::Model copy = original_.model();
   nn::swap_relu_for_softplus(copy, beta);
-  session_ = std::make_unique<nn::Session>(std::move(copy), original_.dtype());
+  session_ =
+      std::make_unique<nn::Session>(std::move(copy), original_.dtype(), original_.device());
   beta_ = beta;
   return *session_;
 }

@@ -67,7 +67,8 @@ std::vector<Tensor> run_node(const nn::Session& session, const nn::Node& node,
   auto impl = nn::detail::find_op(node.op_type);
   FRAGILE_CHECK(impl != nullptr, node.describe(), ": unsupported op '", node.op_type, "'");
   try {
-    return impl(nn::detail::OpContext{node, inputs, session.model().opset(), session.dtype()});
+    return impl(nn::detail::OpContext{node, inputs, session.model().opset(), session.dtype(),
+                                      session.device()});
   } catch (const Error& e) {
     throw Error(node.describe() + ": " + e.what());
   }
@@ -79,6 +80,9 @@ Trace run_traced(const nn::Session& session, const Tensor& x, const NodeOverride
   t.input_name = session.input().name;
   t.score_name = session.score_name();
   session.check_input(t.input_name, x);
+  FRAGILE_CHECK(x.device() == session.device(), "attribution input is on ",
+                device_name(x.device()), " but the model runs on ", device_name(session.device()),
+                "; create the input on ", device_name(session.device()));
   t.input = x.dtype() == session.dtype() ? x : to_dtype(x, session.dtype());
 
   std::unordered_map<std::string, Tensor> values;

@@ -171,6 +171,7 @@ FUSED_TENSORS_MOVED = {
     "cuda/softplus_fwd_bwd": 3,           # read x; write softplus(x), sigmoid(x)
     "cuda/softplus_double_backward": 5,   # read u, g, x; write grad_g, grad_x
     "cuda/ig_accumulate": 3,              # read acc, g; write acc
+    "cuda/attack_step": 4,                # read x, d, x0; write x_new
     "cuda/sigmoid": 2,                    # read x; write sigmoid(x)
 }
 CUDA_BATCHES = (1, 8, 64)
@@ -198,12 +199,24 @@ def fused_workloads(device, numel=FUSED_NUMEL):
         # acc += w g as one in-place kernel (`acc += w * g` would be two)
         return acc.add_(gr, alpha=1.0 / 32)
 
+    # The sign step with per-channel ball and box, as eager PyTorch writes it: 64 images of
+    # 4 x 256 x 256 (bench_cuda.cpp's shape), alpha 0.5, eps 8, SqueezeNet's pixel box.
+    shape = (64, 4, 256, 256)
+    xs, ds, x0s = x.view(shape), u.view(shape), gr.view(shape)
+    lo = torch.tensor([-104.0, -117, -123, -123], device=device).view(1, 4, 1, 1)
+    hi = torch.tensor([151.0, 138, 132, 132], device=device).view(1, 4, 1, 1)
+
+    def attack_step():
+        stepped = xs + 0.5 * torch.sign(ds)
+        return torch.max(torch.min(x0s + torch.clamp(stepped - x0s, -8, 8), hi), lo)
+
     def sigmoid():
         return torch.sigmoid(x)
 
     return {"cuda/softplus_fwd_bwd": softplus_fwd_bwd,
             "cuda/softplus_double_backward": softplus_double_backward,
             "cuda/ig_accumulate": ig_accumulate,
+            "cuda/attack_step": attack_step,
             "cuda/sigmoid": sigmoid}
 
 
