@@ -104,6 +104,15 @@ class Backend {
   // grad [N, C, Ho, Wo] -> out [N, C, H, W]: the adjoint of avg_pool2d.
   virtual void avg_pool2d_backward(const Tensor& grad, Tensor& out, const Pool2dParams& p) = 0;
 
+  // ---- softmax (element math: kernels/functors/softmax.h) ----------------------------------
+  // x contiguous; out (contiguous, x's shape) = softmax or, with `log`, log_softmax of x along
+  // `dim` (already wrapped to 0 <= dim < x.dim()), computed with the row maximum subtracted.
+  virtual void softmax(const Tensor& x, int64_t dim, bool log, Tensor& out) = 0;
+  // grad, y contiguous, y = the forward's output; out = dL/dx (fn::SoftmaxGrad or, with `log`,
+  // fn::LogSoftmaxGrad, with the row sums they need).
+  virtual void softmax_backward(const Tensor& grad, const Tensor& y, int64_t dim, bool log,
+                                Tensor& out) = 0;
+
   // ---- fused kernels of attacks and attributions (element math: kernels/functors/attack.h) --
   // x, d, x0 [N, C, ...] of one shape; out (contiguous, may be x itself) = fn::AttackStep with
   // channel c's alpha, eps, lo, hi from `p` (C values each).
@@ -129,6 +138,13 @@ inline Backend& backend_for(Device d) { return d == Device::CPU ? cpu_backend() 
 
 // Output extent of a convolution/pooling window along one axis (PyTorch's formulas, including
 // its ceil_mode rule that the last window must start inside the input or the left padding).
+// A contiguous tensor seen as [outer, len, inner] around dimension `dim`: the geometry of the
+// softmax kernels (row r = (o, i) holds elements o*len*inner + j*inner + i, j < len).
+struct RowsAround {
+  int64_t outer = 1, len = 1, inner = 1;
+};
+RowsAround rows_around(const Shape& shape, int64_t dim);
+
 int64_t conv_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation);
 int64_t pool_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode);
 

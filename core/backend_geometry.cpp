@@ -8,6 +8,14 @@
 
 namespace fragile {
 
+RowsAround rows_around(const Shape& shape, int64_t dim) {
+  RowsAround r;
+  for (int64_t d = 0; d < dim; ++d) r.outer *= shape[d];
+  r.len = shape[dim];
+  for (size_t d = dim + 1; d < shape.size(); ++d) r.inner *= shape[d];
+  return r;
+}
+
 int64_t conv_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
                       int64_t dilation) {
   FRAGILE_CHECK(in >= 0, "conv: negative input extent ", in);

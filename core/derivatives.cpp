@@ -4,9 +4,10 @@
 // them with create_graph=true records a graph that can be differentiated again (to any order).
 // A rule receives the node (inputs, attributes, output), the gradient of its output (`g`) and
 // which inputs need a gradient; it returns one gradient per input (undefined = none).
-// Ops whose backward is itself a fused kernel (softplus_backward, conv2d_backward_*, the pooling
-// backwards, slice_backward) are entries of their own, with formulas for every input including
-// the incoming gradient (PyTorch's rule for derivatives.yaml).
+// Ops whose backward is itself a fused kernel (softplus_backward, (log_)softmax_backward,
+// conv2d_backward_*, the pooling backwards, slice_backward) are entries of their own, with
+// formulas for every input including the incoming gradient (PyTorch's rule for
+// derivatives.yaml).
 // Subgradients at kinks: relu'(0) = 0, abs'(0) = 0, clamp' = 0 at the bounds, sign' = 0.
 #include <numeric>
 #include <unordered_map>
@@ -111,6 +112,40 @@ Grads softplus_backward_bw(const Node& n, const Tensor& u, const Needs& need) {
     Tensor bx = mul(x, beta);
     out[1] = mul(mul(u, g), mul(mul(sigmoid(bx), sigmoid(neg(bx))), beta));
   }
+  return out;
+}
+
+// ---- softmax (core/ops/softmax.cpp): rules in terms of the output y ---------------------------
+Grads softmax_bw(const Node& n, const Tensor& g, const Needs&) {
+  return {softmax_backward(g, n.output(), n.attr<DimAttrs>().dim)};
+}
+Grads log_softmax_bw(const Node& n, const Tensor& g, const Needs&) {
+  return {log_softmax_backward(g, n.output(), n.attr<DimAttrs>().dim)};
+}
+// r = y (g - s), s = sum_d g y, for inputs (g, y); upstream u:
+//   dr/dg = y (u - sum_d u y)          (the same map: diag(y) - y y^T is symmetric)
+//   dr/dy = u (g - s) - g sum_d u y
+Grads softmax_backward_bw(const Node& n, const Tensor& u, const Needs& need) {
+  const int64_t dim = n.attr<DimAttrs>().dim;
+  const Tensor &g = in(n, 0), &y = in(n, 1);
+  Grads out(2);
+  if (need[0]) out[0] = softmax_backward(u, y, dim);
+  if (need[1]) {
+    const Tensor s = sum(mul(g, y), {dim}, true);
+    const Tensor uy = sum(mul(u, y), {dim}, true);
+    out[1] = sub(mul(u, sub(g, s)), mul(g, uy));
+  }
+  return out;
+}
+// r = g - exp(y) s, s = sum_d g, for inputs (g, y); upstream u:
+//   dr/dg = u - sum_d u exp(y),   dr/dy = -u exp(y) s
+Grads log_softmax_backward_bw(const Node& n, const Tensor& u, const Needs& need) {
+  const int64_t dim = n.attr<DimAttrs>().dim;
+  const Tensor &g = in(n, 0), &y = in(n, 1);
+  const Tensor p = exp(y);
+  Grads out(2);
+  if (need[0]) out[0] = sub(u, sum(mul(u, p), {dim}, true));
+  if (need[1]) out[1] = neg(mul(mul(u, p), sum(g, {dim}, true)));
   return out;
 }
 
@@ -296,6 +331,10 @@ const std::vector<OpDef> kTable = {
   {"tanh",                     tanh_bw,                    true},
   {"softplus",                 softplus_bw,                false},
   {"softplus_backward",        softplus_backward_bw,       false},
+  {"softmax",                  softmax_bw,                 true},
+  {"log_softmax",              log_softmax_bw,             true},
+  {"softmax_backward",         softmax_backward_bw,        false},
+  {"log_softmax_backward",     log_softmax_backward_bw,    false},
   {"saliency_moments",         saliency_moments_bw,        true},
   {"saliency_moments_backward", saliency_moments_backward_bw, false},
   {"sum",                      sum_bw,                     false},

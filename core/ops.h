@@ -124,8 +124,15 @@ Tensor softplus(const Tensor& x, double beta = 1.0);
 Tensor softplus_backward(const Tensor& grad, const Tensor& x, double beta);
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
-Tensor softmax(const Tensor& x, int64_t dim);      // [composite]
-Tensor log_softmax(const Tensor& x, int64_t dim);  // [composite]
+// softmax / log_softmax along `dim` (negative counts from the end), with the row maximum
+// subtracted (no overflow for any finite input). Fused kernels (Backend::softmax).
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+// Their backwards as ops of their own with their own rules; y = the forward's output:
+//   softmax_backward:      y * (grad - sum(grad * y, dim))
+//   log_softmax_backward:  grad - exp(y) * sum(grad, dim)
+Tensor softmax_backward(const Tensor& grad, const Tensor& y, int64_t dim);
+Tensor log_softmax_backward(const Tensor& grad, const Tensor& y, int64_t dim);
 
 // ---- saliency (fused kernels of the attacks) ----------------------------------------------
 // Ghorbani's saliency normalisation fused with weighted sums over the map, one pass over the

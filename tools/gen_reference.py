@@ -603,6 +603,31 @@ def activation_cases():
         r = Rng(op + "_3d_last")
         add_case(op + "_3d_last", op, [(r.randn(2, 3, 4) * 2 + 10, True)], lambda x, f=f: f(x, -1),
                  attrs={"dim": -1})
+        # ImageNet-sized rows (1000 classes): the kernels' long-row path; large logits.
+        r = Rng(op + "_wide")
+        add_case(op + "_wide", op, [(r.randn(2, 1000) * 8, True)], lambda x, f=f: f(x, 1),
+                 attrs={"dim": 1}, gradgradcheck=False)
+        r = Rng(op + "_nchw_channels")
+        add_case(op + "_nchw_channels", op, [(r.randn(2, 3, 2, 3) * 2, True)],
+                 lambda x, f=f: f(x, 1), attrs={"dim": 1})
+
+    # The backwards as ops of their own: y need not be a softmax output for the formulas
+    # (and gradcheck perturbs it freely), but realistic values keep the cases meaningful.
+    def softmax_backward_ref(g, y, dim):
+        return y * (g - (g * y).sum(dim, keepdim=True))
+
+    def log_softmax_backward_ref(g, y, dim):
+        return g - torch.exp(y) * g.sum(dim, keepdim=True)
+
+    for op, ref, out_fn in [("softmax_backward", softmax_backward_ref, torch.softmax),
+                            ("log_softmax_backward", log_softmax_backward_ref, torch.log_softmax)]:
+        for tag, shape, dim in [("2d", (3, 5), 1), ("3d_dim0", (3, 2, 4), 0),
+                                ("3d_last", (2, 3, 4), -1)]:
+            name = f"{op}_{tag}"
+            r = Rng(name)
+            y = out_fn(r.randn(*shape) * 2, dim)
+            add_case(name, op, [(r.randn(*shape), True), (y, True)],
+                     lambda g, y, d=dim, f=ref: f(g, y, d), attrs={"dim": dim})
 
 
 def loss_norm_cases():

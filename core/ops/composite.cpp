@@ -6,18 +6,6 @@
 namespace fragile {
 using namespace detail;
 
-Tensor log_softmax(const Tensor& x, int64_t dim) {
-  check_float(x, "log_softmax");
-  dim = wrap_dim(dim, x.dim(), "log_softmax");
-  // Shift by the (detached) max for stability. The shift cancels exactly in the value, so its
-  // derivative is zero and detaching it changes no gradient of any order.
-  Tensor shift = amax(x.detach(), {dim}, true);
-  Tensor z = sub(x, shift);
-  return sub(z, log(sum(exp(z), {dim}, true)));
-}
-
-Tensor softmax(const Tensor& x, int64_t dim) { return exp(log_softmax(x, dim)); }
-
 Tensor one_hot(const Tensor& targets, int64_t num_classes, DType dtype) {
   FRAGILE_CHECK(targets.defined() && targets.dtype() == DType::Int64 && targets.dim() == 1,
                 "one_hot: targets must be an int64 vector");

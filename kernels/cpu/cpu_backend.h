@@ -1,6 +1,6 @@
 // The CPU backend: Eigen GEMM, im2col convolution, OpenMP loops over the shared functors.
-// Methods are defined across elementwise.cpp, reduce.cpp, gemm.cpp, conv2d.cpp, pool2d.cpp and
-// fused.cpp (attack step, saliency moments).
+// Methods are defined across elementwise.cpp, reduce.cpp, gemm.cpp, conv2d.cpp, pool2d.cpp,
+// softmax.cpp and fused.cpp (attack step, saliency moments).
 #pragma once
 #include "core/backend.h"
 
@@ -28,6 +28,9 @@ class CpuBackend final : public Backend {
   void max_pool2d_gather(const Tensor& x, const Tensor& indices, Tensor& out) override;
   void avg_pool2d(const Tensor& x, Tensor& out, const Pool2dParams& p) override;
   void avg_pool2d_backward(const Tensor& grad, Tensor& out, const Pool2dParams& p) override;
+  void softmax(const Tensor& x, int64_t dim, bool log, Tensor& out) override;
+  void softmax_backward(const Tensor& grad, const Tensor& y, int64_t dim, bool log,
+                        Tensor& out) override;
   void attack_step(const Tensor& x, const Tensor& d, const Tensor& x0, const AttackStepParams& p,
                    Tensor& out) override;
   void saliency_moments(const Tensor& attribution, const Tensor& weights, Tensor& out) override;

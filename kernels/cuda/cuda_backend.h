@@ -1,8 +1,8 @@
 // The CUDA backend. Plain C++ header: no CUDA types, so .cpp code can name the class.
 // Methods are defined across the kernel files, one op family each:
 //   elementwise.cu (unary, binary, where, fill), copy.cu, reduce.cu, matmul.cu (cuBLAS),
-//   conv2d.cu (cuDNN), max_pool2d.cu, avg_pool2d.cu, fused.cu (attack step, saliency
-//   moments); register.cu builds the singleton.
+//   conv2d.cu (cuDNN), max_pool2d.cu, avg_pool2d.cu, softmax.cu, fused_attack.cu (attack step,
+//   saliency moments); register.cu builds the singleton.
 // All work is queued on one stream (context.h); methods return without waiting for the
 // device, except copies to host memory, which return once the host data is valid.
 #pragma once
@@ -33,6 +33,9 @@ class CudaBackend final : public Backend {
   void max_pool2d_gather(const Tensor& x, const Tensor& indices, Tensor& out) override;
   void avg_pool2d(const Tensor& x, Tensor& out, const Pool2dParams& p) override;
   void avg_pool2d_backward(const Tensor& grad, Tensor& out, const Pool2dParams& p) override;
+  void softmax(const Tensor& x, int64_t dim, bool log, Tensor& out) override;
+  void softmax_backward(const Tensor& grad, const Tensor& y, int64_t dim, bool log,
+                        Tensor& out) override;
   void attack_step(const Tensor& x, const Tensor& d, const Tensor& x0, const AttackStepParams& p,
                    Tensor& out) override;
   void saliency_moments(const Tensor& attribution, const Tensor& weights, Tensor& out) override;

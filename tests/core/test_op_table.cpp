@@ -177,6 +177,8 @@ const std::map<std::string, OpFn>& ops_table() {
       {"tanh", OP(tanh(in[0]))},
       {"softmax", OP(softmax(in[0], attr_int(a, "dim")))},
       {"log_softmax", OP(log_softmax(in[0], attr_int(a, "dim")))},
+      {"softmax_backward", OP(softmax_backward(in[0], in[1], attr_int(a, "dim")))},
+      {"log_softmax_backward", OP(log_softmax_backward(in[0], in[1], attr_int(a, "dim")))},
       // losses and normalisation
       {"nll_loss", OP(nll_loss(in[0], in[1]))},
       {"cross_entropy", OP(cross_entropy(in[0], in[1]))},

@@ -1,0 +1,218 @@
+// CudaBackend::softmax and softmax_backward (element math: kernels/functors/softmax.h).
+//
+// A contiguous tensor is viewed as [outer, len, inner] around the softmax dim.
+//  - inner == 1 (the usual case: class scores [N, K]): rows are contiguous. Rows of up to
+//    kWarpRowMax elements get one warp each (8 rows per block, shuffles only); longer rows get
+//    a whole block (shuffles, then one shared-memory step). Each thread strides through the
+//    row, so loads are coalesced. The forward reads the row three times (max, sum, write):
+//    the second and third reads hit L1/L2 for any row that fits there.
+//  - inner > 1 (softmax over channels of NCHW, or dim 0): one thread per (outer, inner)
+//    column walks its len elements with stride inner; neighbouring threads read neighbouring
+//    addresses, so every access is coalesced without a transpose.
+// Sums accumulate in the tensor's dtype (float32 as cuDNN and PyTorch do; the CPU backend sums
+// in double, so float32 results may differ in the last bits). Every reduction runs in a fixed
+// order: results are deterministic run to run.
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+
+#include "core/error.h"
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/context.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/tensor_util.h"
+#include "kernels/functors/softmax.h"
+
+namespace fragile::cuda {
+namespace {
+
+constexpr int kBlock = 256;
+constexpr int kWarps = kBlock / 32;
+constexpr int64_t kWarpRowMax = 1024;
+
+struct MaxOp {
+  template <class A>
+  __device__ A operator()(A a, A b) const { return a > b ? a : b; }
+};
+struct SumOp {
+  template <class A>
+  __device__ A operator()(A a, A b) const { return a + b; }
+};
+
+// Reduces v over the R threads of a row (R = 32: one warp; R = kBlock: the whole block); every
+// thread of the row gets the result. For R = kBlock every thread of the block must call it.
+template <int R, class T, class Op>
+__device__ T row_reduce(T v, Op op, T* shared) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if constexpr (R == 32) {
+    return v;
+  } else {
+    static_assert(R == kBlock, "a row is one warp or one block");
+    __syncthreads();  // the previous call's readers are done with `shared`
+    if (threadIdx.x % 32 == 0) shared[threadIdx.x / 32] = v;
+    __syncthreads();
+    v = shared[0];
+    for (int w = 1; w < kWarps; ++w) v = op(v, shared[w]);
+    return v;
+  }
+}
+
+// ---- contiguous rows ------------------------------------------------------------------------
+// A block holds kBlock / R rows; with R = kBlock the row index is uniform across the block, so
+// every thread makes the same number of loop trips (row_reduce syncs the block).
+template <class T, int R, bool kLog>
+__global__ void softmax_rows(const T* x, T* y, int64_t rows, int64_t len) {
+  __shared__ T shared[kWarps];
+  constexpr int kRowsPerBlock = kBlock / R;
+  const int lane = threadIdx.x % R;
+  for (int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / R;
+       row < rows; row += static_cast<int64_t>(gridDim.x) * kRowsPerBlock) {
+    const T* xr = x + row * len;
+    T* yr = y + row * len;
+    T m = -INFINITY;
+    for (int64_t j = lane; j < len; j += R) m = MaxOp{}(m, xr[j]);
+    m = row_reduce<R>(m, MaxOp{}, shared);
+    T s = 0;
+    for (int64_t j = lane; j < len; j += R) s += fn::softmax_exp_term(xr[j], m);
+    s = row_reduce<R>(s, SumOp{}, shared);
+    if constexpr (kLog) {
+      const T lse = log(s);
+      for (int64_t j = lane; j < len; j += R) yr[j] = fn::LogSoftmaxOut{}(xr[j], m, lse);
+    } else {
+      for (int64_t j = lane; j < len; j += R) yr[j] = fn::SoftmaxOut{}(xr[j], m, s);
+    }
+  }
+}
+
+template <class T, int R, bool kLog>
+__global__ void softmax_backward_rows(const T* g, const T* y, T* dx, int64_t rows, int64_t len) {
+  __shared__ T shared[kWarps];
+  constexpr int kRowsPerBlock = kBlock / R;
+  const int lane = threadIdx.x % R;
+  for (int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / R;
+       row < rows; row += static_cast<int64_t>(gridDim.x) * kRowsPerBlock) {
+    const T *gr = g + row * len, *yr = y + row * len;
+    T* dr = dx + row * len;
+    T s = 0;
+    for (int64_t j = lane; j < len; j += R) s += kLog ? gr[j] : gr[j] * yr[j];
+    const T st = row_reduce<R>(s, SumOp{}, shared);
+    for (int64_t j = lane; j < len; j += R)
+      dr[j] = kLog ? fn::LogSoftmaxGrad{}(gr[j], yr[j], st) : fn::SoftmaxGrad{}(gr[j], yr[j], st);
+  }
+}
+
+// ---- strided columns (inner > 1) ------------------------------------------------------------
+template <class T, bool kLog>
+__global__ void softmax_columns(const T* x, T* y, RowsAround geo) {
+  const int64_t columns = geo.outer * geo.inner;
+  for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < columns;
+       c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t base = (c / geo.inner) * geo.len * geo.inner + c % geo.inner;
+    const T* xc = x + base;
+    T* yc = y + base;
+    T m = -INFINITY;
+    for (int64_t j = 0; j < geo.len; ++j) m = MaxOp{}(m, xc[j * geo.inner]);
+    T s = 0;
+    for (int64_t j = 0; j < geo.len; ++j) s += fn::softmax_exp_term(xc[j * geo.inner], m);
+    if constexpr (kLog) {
+      const T lse = log(s);
+      for (int64_t j = 0; j < geo.len; ++j)
+        yc[j * geo.inner] = fn::LogSoftmaxOut{}(xc[j * geo.inner], m, lse);
+    } else {
+      for (int64_t j = 0; j < geo.len; ++j)
+        yc[j * geo.inner] = fn::SoftmaxOut{}(xc[j * geo.inner], m, s);
+    }
+  }
+}
+
+template <class T, bool kLog>
+__global__ void softmax_backward_columns(const T* g, const T* y, T* dx, RowsAround geo) {
+  const int64_t columns = geo.outer * geo.inner;
+  for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < columns;
+       c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t base = (c / geo.inner) * geo.len * geo.inner + c % geo.inner;
+    const T *gc = g + base, *yc = y + base;
+    T* dc = dx + base;
+    T s = 0;
+    for (int64_t j = 0; j < geo.len; ++j) {
+      const int64_t k = j * geo.inner;
+      s += kLog ? gc[k] : gc[k] * yc[k];
+    }
+    for (int64_t j = 0; j < geo.len; ++j) {
+      const int64_t k = j * geo.inner;
+      dc[k] = kLog ? fn::LogSoftmaxGrad{}(gc[k], yc[k], s) : fn::SoftmaxGrad{}(gc[k], yc[k], s);
+    }
+  }
+}
+
+// Blocks for `rows` rows of R threads each, capped (the kernels loop over the rest).
+unsigned row_grid(int64_t rows, int r) {
+  const int64_t per_block = kBlock / r;
+  return static_cast<unsigned>(std::min<int64_t>((rows + per_block - 1) / per_block, 1 << 20));
+}
+
+// Calls f(R, kLog) as compile-time constants: R = 32 for contiguous rows of up to kWarpRowMax
+// (a warp each), kBlock for longer ones (a block each), 0 for strided columns (inner > 1).
+template <class F>
+void with_layout(const RowsAround& geo, bool log, F f) {
+  auto pick = [&](auto log_tag) {
+    if (geo.inner != 1) f(std::integral_constant<int, 0>{}, log_tag);
+    else if (geo.len <= kWarpRowMax) f(std::integral_constant<int, 32>{}, log_tag);
+    else f(std::integral_constant<int, kBlock>{}, log_tag);
+  };
+  if (log) pick(std::true_type{});
+  else pick(std::false_type{});
+}
+
+unsigned column_grid(const RowsAround& geo) {
+  return static_cast<unsigned>(grid_for(geo.outer * geo.inner, kBlock));
+}
+
+}  // namespace
+
+void CudaBackend::softmax(const Tensor& x_in, int64_t dim, bool log, Tensor& out) {
+  if (out.numel() == 0) return;
+  const Tensor x = contiguous(x_in);
+  const RowsAround geo = rows_around(x.shape(), dim);
+  FRAGILE_DISPATCH_FLOAT(out.dtype(), "cuda softmax", [&] {
+    using T = scalar_t;
+    const T* xp = x.data<T>();
+    T* yp = out.data<T>();
+    with_layout(geo, log, [&](auto r_tag, auto log_tag) {
+      constexpr int R = decltype(r_tag)::value;
+      constexpr bool kLog = decltype(log_tag)::value;
+      if constexpr (R == 0)
+        softmax_columns<T, kLog><<<column_grid(geo), kBlock, 0, stream()>>>(xp, yp, geo);
+      else
+        softmax_rows<T, R, kLog><<<row_grid(geo.outer, R), kBlock, 0, stream()>>>(
+            xp, yp, geo.outer, geo.len);
+    });
+  });
+  FRAGILE_CUDA_LAUNCH_CHECK();
+}
+
+void CudaBackend::softmax_backward(const Tensor& g_in, const Tensor& y_in, int64_t dim, bool log,
+                                   Tensor& out) {
+  if (out.numel() == 0) return;
+  const Tensor g = contiguous(g_in), y = contiguous(y_in);
+  const RowsAround geo = rows_around(y.shape(), dim);
+  FRAGILE_DISPATCH_FLOAT(out.dtype(), "cuda softmax_backward", [&] {
+    using T = scalar_t;
+    const T *gp = g.data<T>(), *yp = y.data<T>();
+    T* dp = out.data<T>();
+    with_layout(geo, log, [&](auto r_tag, auto log_tag) {
+      constexpr int R = decltype(r_tag)::value;
+      constexpr bool kLog = decltype(log_tag)::value;
+      if constexpr (R == 0)
+        softmax_backward_columns<T, kLog><<<column_grid(geo), kBlock, 0, stream()>>>(gp, yp, dp,
+                                                                                       geo);
+      else
+        softmax_backward_rows<T, R, kLog><<<row_grid(geo.outer, R), kBlock, 0, stream()>>>(
+            gp, yp, dp, geo.outer, geo.len);
+    });
+  });
+  FRAGILE_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace fragile::cuda
