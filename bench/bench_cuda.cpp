@@ -18,7 +18,8 @@
 // copy_GBps (device-to-device cudaMemcpy bandwidth, same read + write convention, measured
 // once per process), pct_of_copy = 100 GBps / copy_GBps.
 //
-// The real SqueezeNet v1.0 on the GPU (same workloads as bench_squeezenet.cpp), batch 1, 8, 64:
+// The real SqueezeNet v1.0 on the GPU (bench/squeezenet_workloads.h, as bench_squeezenet.cpp
+// times on the CPU), batch 1, 8, 64:
 //   cuda/squeezenet/input_grad/N    gradient of logit 285 w.r.t. the input
 //   cuda/squeezenet/input_hvp/N     H v of that logit, softplus(10) network
 //   cuda/squeezenet/attack_step/N   one top-k attack direction through the softplus(1)
@@ -30,24 +31,14 @@
 #include <benchmark/benchmark.h>
 
 #include <exception>
-#include <filesystem>
-#include <map>
-#include <memory>
 #include <random>
 #include <string>
-#include <vector>
 
-#include "attacks/dissimilarity.h"
-#include "attribution/attribution.h"
-#include "core/autograd.h"
+#include "bench/squeezenet_workloads.h"
 #include "core/backend.h"
-#include "core/functional.h"
 #include "core/ops.h"
 #include "kernels/cuda/fused.h"
 #include "kernels/cuda/timing.h"
-#include "nn/onnx_io.h"
-#include "nn/session.h"
-#include "nn/transforms.h"
 
 using namespace fragile;
 
@@ -206,35 +197,34 @@ void cuda_sigmoid(benchmark::State& st) {
   });
 }
 
+// Softmax over rows of kSoftmaxRow (the warp-per-row kernel; 1000 ImageNet classes is this
+// size) and its backward. The forward reads each row three times (max, sum, write), but rows
+// are 4 KB: the second and third reads come from L1/L2, so the bytes counted are the minimum.
+constexpr int64_t kSoftmaxRow = 1024;
+
+void cuda_softmax(benchmark::State& st) {
+  on_device(st, [&] {
+    const Tensor x = reshape(kernel_inputs().x, {kNumel / kSoftmaxRow, kSoftmaxRow});
+    Tensor y = Tensor::empty(x.shape(), DType::Float32, Device::CUDA);
+    // read x; write y
+    run_kernel(st, 2, [&] { cuda_backend().softmax(x, 1, /*log=*/false, y); });
+  });
+}
+
+void cuda_softmax_backward(benchmark::State& st) {
+  on_device(st, [&] {
+    const KernelInputs& in = kernel_inputs();
+    const Shape rows = {kNumel / kSoftmaxRow, kSoftmaxRow};
+    const Tensor g = reshape(in.g, rows);
+    Tensor y = Tensor::empty(rows, DType::Float32, Device::CUDA);
+    cuda_backend().softmax(reshape(in.x, rows), 1, false, y);
+    Tensor dx = Tensor::empty(rows, DType::Float32, Device::CUDA);
+    // read g, y; write dx
+    run_kernel(st, 3, [&] { cuda_backend().softmax_backward(g, y, 1, /*log=*/false, dx); });
+  });
+}
+
 // ---- SqueezeNet ---------------------------------------------------------------------------
-
-std::string model_path() { return std::string(FRAGILE_SHARED_DIR) + "/models/squeezenet1.0.onnx"; }
-
-// The network on the GPU with every ReLU swapped for softplus(beta) (beta <= 0: as in the
-// file). Leaked like the kernel inputs: the parameters are device tensors.
-const nn::Session& squeezenet(double beta) {
-  static auto* cache = new std::map<double, std::unique_ptr<nn::Session>>;
-  auto& s = (*cache)[beta];
-  if (!s) {
-    nn::Model m = nn::load_onnx(model_path());
-    if (beta > 0) nn::swap_relu_for_softplus(m, beta);
-    s = std::make_unique<nn::Session>(std::move(m), DType::Float32, Device::CUDA);
-  }
-  return *s;
-}
-
-// bench_squeezenet.cpp's inputs (preprocessed BGR-minus-mean range), made on the host with the
-// same seed and copied to the device: a fresh leaf on the device, so it can require grad.
-Tensor device_input(int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  return Tensor::uniform({n, 3, 227, 227}, -110.0, 130.0, rng, DType::Float32).to(Device::CUDA);
-}
-
-bool have_model(benchmark::State& st) {
-  if (std::filesystem::exists(model_path())) return true;
-  st.SkipWithError(("missing " + model_path()).c_str());
-  return false;
-}
 
 template <class Step>
 void run_model_step(benchmark::State& st, Step&& step) {
@@ -245,48 +235,29 @@ void run_model_step(benchmark::State& st, Step&& step) {
 
 void cuda_squeezenet_input_grad(benchmark::State& st) {
   on_device(st, [&] {
-    if (!have_model(st)) return;
-    const nn::Session& s = squeezenet(0);
-    Tensor x = device_input(st.range(0), 1);
+    if (!bench::have_squeezenet(st)) return;
+    const nn::Session& s = bench::squeezenet(0, Device::CUDA);
+    Tensor x = bench::squeezenet_input(st.range(0), 1, Device::CUDA);
     x.set_requires_grad(true);
-    run_model_step(st, [&] {
-      Tensor score = sum(slice(s.scores(x), 1, 285, 286));
-      benchmark::DoNotOptimize(grad({score}, {x})[0].raw_data());
-    });
+    run_model_step(st, [&] { benchmark::DoNotOptimize(bench::input_grad(s, x).raw_data()); });
   });
 }
 
 void cuda_squeezenet_input_hvp(benchmark::State& st) {
   on_device(st, [&] {
-    if (!have_model(st)) return;
-    const nn::Session& s = squeezenet(10.0);
-    const Tensor x = device_input(st.range(0), 1), v = device_input(st.range(0), 2);
-    auto score = [&](const Tensor& in) { return sum(slice(s.scores(in), 1, 285, 286)); };
-    run_model_step(st, [&] { benchmark::DoNotOptimize(hvp(score, x, v).hvp.raw_data()); });
+    if (!bench::have_squeezenet(st)) return;
+    const nn::Session& s = bench::squeezenet(10.0, Device::CUDA);
+    const Tensor x = bench::squeezenet_input(st.range(0), 1, Device::CUDA);
+    const Tensor v = bench::squeezenet_input(st.range(0), 2, Device::CUDA);
+    run_model_step(st, [&] { benchmark::DoNotOptimize(bench::input_hvp(s, x, v).raw_data()); });
   });
 }
 
 void cuda_squeezenet_attack_step(benchmark::State& st) {
   on_device(st, [&] {
-    if (!have_model(st)) return;
-    const nn::Session& original = squeezenet(0);
-    const nn::Session& surrogate = squeezenet(1.0);
-    const int64_t n = st.range(0);
-    const Tensor x0 = device_input(n, 1);
-    const std::vector<int64_t> classes(static_cast<size_t>(n), 285);
-    const Tensor s0 = attr::saliency_map(
-        attr::attribute(original, x0, classes, attr::Method::Gradient));
-    // topk_mask sorts on the host and returns a host tensor: move the mask once, untimed.
-    const Tensor top = attacks::topk_mask(s0, 1000).to(Device::CUDA);
-    run_model_step(st, [&] {
-      Tensor x = x0.detach();
-      x.set_requires_grad(true);
-      // As `fragile attack` computes it: the fused normalisation + top-k mass.
-      Tensor a = attr::attribute(surrogate, x, classes, attr::Method::Gradient, {},
-                                 /*create_graph=*/true);
-      Tensor loss = sum(attacks::masked_mass_fused(a, top));
-      benchmark::DoNotOptimize(grad({loss}, {x})[0].raw_data());
-    });
+    if (!bench::have_squeezenet(st)) return;
+    const bench::AttackStep step(st.range(0), Device::CUDA);
+    run_model_step(st, [&] { benchmark::DoNotOptimize(step.direction().raw_data()); });
   });
 }
 
@@ -304,6 +275,9 @@ BENCHMARK(cuda_ig_accumulate)->Name("cuda/ig_accumulate")->UseManualTime()
 BENCHMARK(cuda_attack_step)->Name("cuda/attack_step")->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(cuda_sigmoid)->Name("cuda/sigmoid")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(cuda_softmax)->Name("cuda/softmax")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(cuda_softmax_backward)->Name("cuda/softmax_backward")->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(cuda_squeezenet_input_grad)->Name("cuda/squeezenet/input_grad")->Arg(1)->Arg(8)
     ->Arg(64)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(cuda_squeezenet_input_hvp)->Name("cuda/squeezenet/input_hvp")->Arg(1)->Arg(8)

@@ -173,7 +173,10 @@ FUSED_TENSORS_MOVED = {
     "cuda/ig_accumulate": 3,              # read acc, g; write acc
     "cuda/attack_step": 4,                # read x, d, x0; write x_new
     "cuda/sigmoid": 2,                    # read x; write sigmoid(x)
+    "cuda/softmax": 2,                    # read x; write softmax(x)   (rows of 1024)
+    "cuda/softmax_backward": 3,           # read g, y; write dx
 }
+SOFTMAX_ROW = 1024  # bench_cuda.cpp's kSoftmaxRow
 CUDA_BATCHES = (1, 8, 64)
 
 
@@ -213,11 +216,23 @@ def fused_workloads(device, numel=FUSED_NUMEL):
     def sigmoid():
         return torch.sigmoid(x)
 
+    rows = (numel // SOFTMAX_ROW, SOFTMAX_ROW)
+    y = torch.softmax(x.view(rows), 1)
+
+    def softmax():
+        return torch.softmax(x.view(rows), 1)
+
+    def softmax_backward():
+        # the kernel autograd runs for softmax's backward (no graph bookkeeping around it)
+        return torch.ops.aten._softmax_backward_data(gr.view(rows), y, 1, y.dtype)
+
     return {"cuda/softplus_fwd_bwd": softplus_fwd_bwd,
             "cuda/softplus_double_backward": softplus_double_backward,
             "cuda/ig_accumulate": ig_accumulate,
             "cuda/attack_step": attack_step,
-            "cuda/sigmoid": sigmoid}
+            "cuda/sigmoid": sigmoid,
+            "cuda/softmax": softmax,
+            "cuda/softmax_backward": softmax_backward}
 
 
 def cuda_workload_names():
