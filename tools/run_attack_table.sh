@@ -22,6 +22,7 @@
 #   -o FILE       Markdown output                     (default docs/attack_table.md)
 #   -O DIR        run folder                          (default out/attack_table)
 #   -F FRAGILE    the fragile binary                  (default build/bin/fragile)
+#   -d DEVICE     cpu or cuda                         (default cpu)
 # Example, a quick look: tools/run_attack_table.sh -p 20 -e 8 -m gradient -i ../shared/images/chelsea.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,8 +39,9 @@ MODEL=../shared/models/squeezenet1.0.onnx
 TABLE=docs/attack_table.md
 OUT=out/attack_table
 FRAGILE=${FRAGILE:-build/bin/fragile}
+DEVICE=cpu
 
-while getopts "p:e:m:a:i:s:k:g:M:o:O:F:h" opt; do
+while getopts "p:e:m:a:i:s:k:g:M:o:O:F:d:h" opt; do
   case "$opt" in
     p) ITERS=$OPTARG ;;
     e) EPSILONS=$OPTARG ;;
@@ -53,8 +55,9 @@ while getopts "p:e:m:a:i:s:k:g:M:o:O:F:h" opt; do
     o) TABLE=$OPTARG ;;
     O) OUT=$OPTARG ;;
     F) FRAGILE=$OPTARG ;;
-    h) sed -n '2,28p' "$0"; exit 0 ;;
-    *) sed -n '2,28p' "$0" >&2; exit 2 ;;
+    d) DEVICE=$OPTARG ;;
+    h) sed -n '2,26p' "$0"; exit 0 ;;
+    *) sed -n '2,26p' "$0" >&2; exit 2 ;;
   esac
 done
 
@@ -80,7 +83,7 @@ for method in $METHODS; do
       echo "== $method eps $eps $attack (P $ITERS, $n_images images)"
       "$FRAGILE" attack --model "$MODEL" "${image_args[@]}" --method "$method" \
         --attack "$attack" --epsilon "$eps" --iters "$ITERS" --step "$STEP" --k "$TOPK" \
-        --ig-steps "$IG_STEPS" --batch "$n_images" --out "$dir"
+        --ig-steps "$IG_STEPS" --batch "$n_images" --device "$DEVICE" --out "$dir"
     done
   done
 done

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The GPU check, run on the device machine from the repo root with .gpu/ carried (made here by
+# tools/gpu_stage.sh): the gpu-labelled tests (all of fragile_gpu_tests, i.e. `ctest -L gpu`),
+# then bench/compare_pytorch.py --device cuda (fragile's cuda/ benchmarks, timed with CUDA
+# events, beside the same workloads in PyTorch eager on the same GPU, with ratios). Logs and
+# JSON go to $OUT (the device tool's folder; /tmp/gpu_out elsewhere).
+#
+# Usage: bash tools/gpu_run.sh [tests] [compare] [bench] [ig-table]   (default: tests compare)
+#   bench:    fragile's cuda/ benchmarks alone (compare already runs them).
+#   ig-table: the attack table's integrated-gradients rows (tools/run_attack_table.sh -m ig on
+#             the GPU; IG_ITERS iterations, default 300, IG_EPS epsilons, default "1 2 4 8"):
+#             heavy, give it a call of its own. Writes attack_table_ig.md and the runs'
+#             result.json files (attack_table_ig_runs.tar.gz) to $OUT.
+# PYTHON: the python with CUDA PyTorch (default python3).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${OUT:-/tmp/gpu_out}
+mkdir -p "$OUT"
+STAGES=${*:-tests compare}
+PYTHON=${PYTHON:-python3}
+[ -x .gpu/bin/fragile_gpu_tests ] || { echo "gpu_run: .gpu/ missing (tools/gpu_stage.sh, carry .gpu)" >&2; exit 1; }
+
+# The binaries carry the paths of the tree they were built in: sources at /work/main, data at
+# /work/main/../shared. Point both at this copy (.. of a symlink resolves physically, so the
+# data link goes beside this tree).
+if [ "$ROOT" != /work/main ]; then
+  mkdir -p /work && ln -sfn "$ROOT" /work/main
+fi
+[ -e "$ROOT/../shared" ] || ln -s "$ROOT/.gpu/shared" "$ROOT/../shared"
+
+# CUDA's libraries from the toolkit or PyTorch's wheels, the rest from .gpu/lib.
+libdirs="$ROOT/.gpu/lib"
+for name in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcudnn.so.9; do
+  hit=$(find /usr/local/cuda*/ /opt /usr/lib/x86_64-linux-gnu -name "$name" 2>/dev/null | head -1)
+  [ -n "$hit" ] && libdirs="$libdirs:$(dirname "$hit")"
+done
+export LD_LIBRARY_PATH="$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+missing=$(ldd .gpu/bin/* | grep "not found" | sort -u)
+if [ -n "$missing" ]; then
+  echo "gpu_run: unresolved libraries:"; echo "$missing"; exit 1
+fi
+
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  nvcc --version | tail -1; $PYTHON -c "import torch; print('torch', torch.__version__)"; } \
+  2>&1 | tee "$OUT/device.txt"
+
+status=0
+for stage in $STAGES; do
+  echo "== $stage"
+  case "$stage" in
+    tests)
+      .gpu/bin/fragile_gpu_tests --gtest_output="json:$OUT/gpu_tests.json" 2>&1 |
+        tee "$OUT/gpu_tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |^\[==========\]|Failure|error"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+    compare)
+      PYTHONUNBUFFERED=1 $PYTHON "$ROOT/bench/compare_pytorch.py" --device cuda \
+        --fragile-bench "$ROOT/.gpu/bin/fragile_bench" 2>&1 | tee "$OUT/compare.txt"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+    bench)
+      .gpu/bin/fragile_bench --benchmark_filter='^cuda/' --benchmark_out="$OUT/bench_cuda.json" \
+        --benchmark_out_format=json 2>&1 | tee "$OUT/bench_cuda.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+    ig-table)
+      runs=/tmp/attack_table_ig
+      tools/run_attack_table.sh -m ig -p "${IG_ITERS:-300}" -e "${IG_EPS:-1 2 4 8}" -d cuda \
+        -F "$ROOT/.gpu/bin/fragile" -O "$runs" -o "$OUT/attack_table_ig.md" 2>&1 |
+        tee "$OUT/attack_table_ig.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      [ -d "$runs" ] && tar czf "$OUT/attack_table_ig_runs.tar.gz" -C "$runs" \
+        $(cd "$runs" && ls -d */result.json 2>/dev/null) ;;
+    *) echo "gpu_run: unknown stage '$stage' (tests, compare, bench, ig-table)" >&2; exit 2 ;;
+  esac
+done
+exit $status
