@@ -22,12 +22,13 @@ struct Relu {
 struct ReluMask {
   template <class T> FRAGILE_HD T operator()(T x) const { return x > T(0) ? T(1) : T(0); }
 };
-// 1 / (1 + e^-x), evaluated without overflow on either side.
+// 1 / (1 + e^-x), evaluated without overflow on either side: with e = e^-|x| <= 1, r = 1/(1+e)
+// is sigmoid(|x|) and e r = sigmoid(-|x|). Written without branches so host loops vectorise.
 struct Sigmoid {
   template <class T> FRAGILE_HD T operator()(T x) const {
-    if (x >= T(0)) return T(1) / (T(1) + exp_nonpositive(-x));
-    T e = exp_nonpositive(x);
-    return e / (T(1) + e);
+    const T e = exp_nonpositive(-std::fabs(x));
+    const T r = T(1) / (T(1) + e);
+    return x >= T(0) ? r : e * r;
   }
 };
 struct Tanh { template <class T> FRAGILE_HD T operator()(T x) const { return std::tanh(x); } };

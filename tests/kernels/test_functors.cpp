@@ -51,6 +51,26 @@ TYPED_TEST(Functors, ExpNonpositiveFlushesOnlyBelowTheNormalRange) {
   EXPECT_EQ(exp_nonpositive(-std::numeric_limits<T>::infinity()), T(0));
 }
 
+// The host float path is a polynomial (exp_range_f32, so loops vectorise): its error over the
+// whole range it serves, on a dense sweep, and the special values the selects handle.
+TEST(FunctorExp, HostFloatExpIsWithinOneUlpOverItsRange) {
+  double worst = 0, worst_at = 0;
+  for (double t = -87.0; t <= 88.0; t += 3.7e-5) {
+    const float y = static_cast<float>(t);
+    const LD want = std::exp(static_cast<LD>(y));
+    const double err = static_cast<double>(std::fabs(exp_nonpositive(y) - want) / want);
+    if (err > worst) worst = err, worst_at = y;
+  }
+  EXPECT_LT(worst, 1.2e-7) << "at y = " << worst_at;  // 1 ulp of float, 2^-23 (seen: 8.2e-8)
+  EXPECT_EQ(exp_nonpositive(0.0f), 1.0f);
+  EXPECT_EQ(exp_nonpositive(-87.5f), 0.0f);
+  EXPECT_EQ(exp_nonpositive(-std::numeric_limits<float>::infinity()), 0.0f);
+  EXPECT_TRUE(std::isnan(exp_nonpositive(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_EQ(exp_nonpositive(100.0f), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(exp_nonpositive(std::numeric_limits<float>::infinity()),
+            std::numeric_limits<float>::infinity());
+}
+
 TYPED_TEST(Functors, SigmoidMatchesClosedFormWithoutOverflow) {
   using T = TypeParam;
   for (T x : {T(-30), T(-5), T(-0.25), T(0), T(0.25), T(5), T(30)}) {
