@@ -8,6 +8,7 @@
 //   cnn/input_grad        the gradient alone (HVP / gradient time is the cost of second order)
 //   elementwise/sigmoid            sigmoid(x), 4M float32 in [-12, 12] (the saturated tails of a
 //   elementwise/softplus_backward  g * sigmoid(beta x)     real network's pre-activations), beta 1
+//   elementwise/softplus           softplus_beta(x)
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -126,6 +127,12 @@ void elementwise_sigmoid(benchmark::State& st) {
   st.SetBytesProcessed(st.iterations() * kElementwise * 4 * 2);
 }
 
+void elementwise_softplus(benchmark::State& st) {
+  const ElementwiseCase c;
+  for (auto _ : st) benchmark::DoNotOptimize(softplus(c.x, 1.0).raw_data());
+  st.SetBytesProcessed(st.iterations() * kElementwise * 4 * 2);
+}
+
 void elementwise_softplus_backward(benchmark::State& st) {
   const ElementwiseCase c;
   for (auto _ : st) benchmark::DoNotOptimize(softplus_backward(c.g, c.x, 1.0).raw_data());
@@ -141,5 +148,6 @@ BENCHMARK(cnn_input_grad)->Name("cnn/input_grad")->Arg(1)->Arg(32)->Unit(benchma
 BENCHMARK(cnn_input_hvp)->Name("cnn/input_hvp")->Arg(1)->Arg(32)->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();
 BENCHMARK(elementwise_sigmoid)->Name("elementwise/sigmoid")->Unit(benchmark::kMicrosecond);
+BENCHMARK(elementwise_softplus)->Name("elementwise/softplus")->Unit(benchmark::kMicrosecond);
 BENCHMARK(elementwise_softplus_backward)->Name("elementwise/softplus_backward")
     ->Unit(benchmark::kMicrosecond);

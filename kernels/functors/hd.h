@@ -35,7 +35,41 @@ inline float exp_range_f32(float y) {
   const float e_r = p * r * r + r + 1.0f;
   return e_r * std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
 }
+
+// log(1 + e) for float e in [0, 1], branch-free and call-free like exp_range_f32. u = 1 + e is
+// split as m 2^k with m in [sqrt(1/2), sqrt(2)) (k is 0 or 1 here), log m by Cephes' logf
+// polynomial in m - 1; then Goldberg's correction log(u) e / (u - 1) restores the digits of e
+// that rounding 1 + e dropped, so tiny e keep full relative precision (log1p(e) ~ e).
+inline float log1p_unit_f32(float e) {
+  const float u = 1.0f + e;
+  const bool high = u > 1.41421356f;
+  const float k = high ? 1.0f : 0.0f;
+  const float x = (high ? 0.5f * u : u) - 1.0f;
+  const float z = x * x;
+  float p = 7.0376836292e-2f;
+  p = p * x - 1.1514610310e-1f;
+  p = p * x + 1.1676998740e-1f;
+  p = p * x - 1.2420140846e-1f;
+  p = p * x + 1.4249322787e-1f;
+  p = p * x - 1.6668057665e-1f;
+  p = p * x + 2.0000714765e-1f;
+  p = p * x - 2.4999993993e-1f;
+  p = p * x + 3.3333331174e-1f;
+  const float log_u = x + (x * z * p - 2.12194440e-4f * k - 0.5f * z) + 0.693359375f * k;
+  const float d = u - 1.0f;
+  return d == 0.0f ? e : log_u * (e / d);
+}
 #endif
+
+// log(1 + e) for e in [0, 1] (softplus' tail term): vectorisable on the host for float, the
+// library log1p elsewhere.
+template <class T>
+FRAGILE_HD T log1p_unit(T e) {
+#if !defined(__CUDA_ARCH__)
+  if constexpr (sizeof(T) == sizeof(float)) return log1p_unit_f32(e);
+#endif
+  return std::log1p(e);
+}
 
 // e^y for y <= 0, returning 0 once the result would fall below the normal range (y < -87 in
 // float, -708 in double) instead of calling exp there. glibc's exp takes a slow error-handling

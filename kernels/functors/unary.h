@@ -32,7 +32,8 @@ struct Sigmoid {
   }
 };
 struct Tanh { template <class T> FRAGILE_HD T operator()(T x) const { return std::tanh(x); } };
-// softplus_beta(x) = log(1 + e^{beta x}) / beta = max(x, 0) + log1p(e^{-beta |x|}) / beta.
+// softplus_beta(x) = log(1 + e^{beta x}) / beta = max(x, 0) + log1p(e^{-beta |x|}) / beta
+// (exp_nonpositive and log1p_unit: vectorisable on the host for float).
 // Stable for every x and beta with no linear threshold (PyTorch's threshold=20 makes the
 // second derivative exactly 0 for beta x > 20, which would silently kill attack directions).
 struct Softplus {
@@ -40,7 +41,7 @@ struct Softplus {
   template <class T> FRAGILE_HD T operator()(T x) const {
     T b = T(beta);
     T relu = x > T(0) ? x : T(0);
-    return relu + std::log1p(exp_nonpositive(-b * std::fabs(x))) / b;
+    return relu + log1p_unit(exp_nonpositive(-b * std::fabs(x))) / b;
   }
 };
 struct PowScalar {

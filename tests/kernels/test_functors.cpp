@@ -71,6 +71,23 @@ TEST(FunctorExp, HostFloatExpIsWithinOneUlpOverItsRange) {
             std::numeric_limits<float>::infinity());
 }
 
+// Softplus' tail term log(1 + e), e in [0, 1]: the host float polynomial on a sweep of every
+// binade down to the denormals (tiny e must keep their relative precision: log1p(e) ~ e).
+TEST(FunctorExp, HostFloatLog1pIsWithinTwoUlpOnTheUnitInterval) {
+  double worst = 0, worst_at = 0;
+  for (int binade = -140; binade <= 0; ++binade) {
+    for (int i = 0; i < 2000; ++i) {
+      const float e = static_cast<float>(std::ldexp(1.0 + i / 2000.0, binade));
+      if (e > 1.0f) continue;
+      const LD want = std::log1p(static_cast<LD>(e));
+      const double err = static_cast<double>(std::fabs(log1p_unit(e) - want) / want);
+      if (err > worst) worst = err, worst_at = e;
+    }
+  }
+  EXPECT_LT(worst, 2.4e-7) << "at e = " << worst_at;  // 2 ulp of float (seen: 1.7e-7)
+  EXPECT_EQ(log1p_unit(0.0f), 0.0f);
+}
+
 TYPED_TEST(Functors, SigmoidMatchesClosedFormWithoutOverflow) {
   using T = TypeParam;
   for (T x : {T(-30), T(-5), T(-0.25), T(0), T(0.25), T(5), T(30)}) {
