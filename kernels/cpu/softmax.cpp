@@ -38,7 +38,8 @@ void softmax_typed(const Tensor& x, const RowGeometry& g, bool log, Tensor& out)
       std::fill(row_max.begin(), row_max.end(), -std::numeric_limits<T>::infinity());
       std::fill(sum_exp.begin(), sum_exp.end(), 0.0);
       for (int64_t j = 0; j < g.len; ++j)
-        for (int64_t i = 0; i < g.inner; ++i) row_max[i] = std::max(row_max[i], xo[j * g.inner + i]);
+        for (int64_t i = 0; i < g.inner; ++i)
+          row_max[i] = std::max(row_max[i], xo[j * g.inner + i]);
       for (int64_t j = 0; j < g.len; ++j)
         for (int64_t i = 0; i < g.inner; ++i)
           sum_exp[i] += fn::softmax_exp_term(xo[j * g.inner + i], row_max[i]);

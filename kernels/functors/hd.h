@@ -1,6 +1,7 @@
 // FRAGILE_HD marks element math shared by the CPU backend and CUDA kernels: __host__ __device__
-// under nvcc, plain inline elsewhere. Functor headers include nothing but <cmath>, so they
-// compile in both worlds and are tested on the host (tests/kernels/test_functors.cpp).
+// under nvcc, plain inline elsewhere. Functor headers include nothing but standard headers
+// (<cmath>; <bit> and <cstdint> for host-only code), so they compile in both worlds and are
+// tested on the host (tests/kernels/test_functors.cpp).
 #pragma once
 #include <cmath>
 #if !defined(__CUDA_ARCH__)
@@ -21,8 +22,8 @@ namespace fragile::fn {
 // host compilers cannot vectorise a call to expf without -ffast-math). Cephes' expf: y = n ln2
 // + r with |r| <= ln2 / 2 (ln2 split in two so n ln2 is exact), e^r by a degree-7 polynomial,
 // 2^n written into the exponent bits. Relative error at most 8.2e-8 (0.7 ulp) on a dense sweep
-// of the range (tests/kernels/test_functors.cpp); the range keeps 2^n normal. Round-to-nearest by adding 1.5 * 2^23, which needs no SSE4.1.
-// y must lie in [-87, 88] (exp_nonpositive clamps).
+// of the range (tests/kernels/test_functors.cpp); the range keeps 2^n normal. Round-to-nearest
+// by adding 1.5 * 2^23, which needs no SSE4.1. y must lie in [-87, 88] (exp_nonpositive clamps).
 inline float exp_range_f32(float y) {
   const float n = (y * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   const float r = (y - n * 0.693359375f) + n * 2.12194440e-4f;
