@@ -135,7 +135,21 @@ Tensor class_mask(const std::vector<int64_t>& classes, int64_t k, const Tensor& 
   }
   Tensor idx = Tensor::from_int64(classes, {static_cast<int64_t>(classes.size())});
   Tensor h = one_hot(idx, k, like.dtype());
-  return like.device() == Device::CPU ? h : h.to(like.device());
+  if (like.device() == Device::CPU) return h;
+  // On a GPU the mask is an upload: a stall in every iteration of an attack, which asks for
+  // the same classes P times. The last mask made is kept (masks are never written in place).
+  struct Cached {
+    std::vector<int64_t> classes;
+    int64_t k = -1;
+    DType dtype = DType::Float32;
+    Tensor mask;
+  };
+  thread_local Cached cached;
+  if (!cached.mask.defined() || cached.classes != classes || cached.k != k ||
+      cached.dtype != like.dtype() || cached.mask.device() != like.device()) {
+    cached = {classes, k, like.dtype(), h.to(like.device())};
+  }
+  return cached.mask;
 }
 
 Tensor scores_2d(const Tensor& score, int64_t n) {

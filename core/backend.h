@@ -132,8 +132,18 @@ class Backend {
 };
 
 Backend& cpu_backend();   // kernels/cpu
-Backend& cuda_backend();  // kernels/cuda, or throws in a CPU-only build (kernels/no_cuda.cpp)
-bool cuda_available();    // built with CUDA and a device is present
+// kernels/cuda, or throws in a CPU-only build (kernels/no_cuda.cpp); the stand-in when one
+// is installed.
+Backend& cuda_backend();
+bool cuda_available();    // built with CUDA and a device is present (ignores any stand-in)
+
+// Tests only: a backend that answers for Device::CUDA instead of the real one (or of the
+// CPU-only build's refusal). tests/support/emulated_cuda.h installs one that runs the CUDA
+// code paths of sessions, attributions and attacks on the host, checking that every kernel
+// argument is on the device and counting host<->device transfers. Returns the previous
+// stand-in; nullptr uninstalls. Not thread-safe: install before any tensor work.
+Backend* set_cuda_stand_in(Backend* backend);
+Backend* cuda_stand_in();
 inline Backend& backend_for(Device d) { return d == Device::CPU ? cpu_backend() : cuda_backend(); }
 
 // Output extent of a convolution/pooling window along one axis (PyTorch's formulas, including

@@ -39,4 +39,9 @@ class CpuBackend final : public Backend {
                                  Tensor& out) override;
 };
 
+// The strided, converting copy behind CpuBackend::copy, without its both-on-the-host check:
+// for memory that is host memory whatever the tensors' device says (the emulated CUDA device
+// of tests/support/emulated_cuda.h).
+void copy_host_memory(const Tensor& src, Tensor& dst);
+
 }  // namespace fragile::cpu

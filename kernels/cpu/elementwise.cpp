@@ -148,10 +148,14 @@ void CpuBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, Ten
 }
 
 void CpuBackend::copy(const Tensor& src, Tensor& dst) {
-  FRAGILE_CHECK(src.shape() == dst.shape(), "copy: shape ", shape_str(src.shape()), " into ",
-                shape_str(dst.shape()));
   FRAGILE_CHECK(src.device() == Device::CPU && dst.device() == Device::CPU,
                 "cpu copy between devices");
+  copy_host_memory(src, dst);
+}
+
+void copy_host_memory(const Tensor& src, Tensor& dst) {
+  FRAGILE_CHECK(src.shape() == dst.shape(), "copy: shape ", shape_str(src.shape()), " into ",
+                shape_str(dst.shape()));
   switch (src.dtype()) {
     case DType::Float32: return copy_from<float>(src, dst);
     case DType::Float64: return copy_from<double>(src, dst);

@@ -41,6 +41,7 @@ CudaBackend::CudaBackend() {
 }  // namespace cuda
 
 Backend& cuda_backend() {
+  if (Backend* stand_in = cuda_stand_in()) return *stand_in;  // tests: core/backend.h
   // Leaked singleton: its handles must outlive every static Tensor freed at exit. If
   // construction throws (no device), the next call tries again.
   static cuda::CudaBackend* backend = [] {
