@@ -173,14 +173,18 @@ class Algorithm1 {
     r.perturbed = x0_.clone_data();
     r.map_after = r.map_before.clone_data();
 
+    step_ = step;
+    r.iteration_mode = "eager";
     Tensor x = x0_;
     for (int64_t p = 1; p <= cfg_.iters; ++p) {
-      const Direction d = direction(x);
-      if (shared && p > 1) judge(p - 1, x, d.map, r);
-      x = sign_step(x, x0_, d.direction, step);
+      if (p == 2) try_to_record(x, r);
+      const Advance a = advance(x);
+      if (shared && p > 1) judge(p - 1, x, a.map, r);
+      x = a.next;
       if (!shared || p == cfg_.iters) judge(p, x, Tensor(), r);
       if (cfg_.progress) cfg_.progress(p, cfg_.iters);
     }
+    recorded_.reset();
     finish_result(model_, r, x0_, space_, cfg_);
     for (int64_t i = 0; i < n_; ++i) {
       detail::record_outcome(r.images[i], best_[i], kept_[i]);
@@ -189,6 +193,40 @@ class Algorithm1 {
   }
 
  private:
+  // One iteration's device work: the next iterate, and the direction's map at x when the
+  // map is shared with the judge.
+  struct Advance {
+    Tensor next, map;
+  };
+
+  Advance advance_eagerly(const Tensor& x) {
+    const Direction d = direction(x);
+    return {sign_step(x, x0_, d.direction, step_), share_map_ ? d.map : Tensor()};
+  }
+
+  Advance advance(const Tensor& x) {
+    if (!recorded_) return advance_eagerly(x);
+    // A replay overwrites its output buffers: the iterate is cloned because the next
+    // iteration judges it (shared map) while the replay writes the iterate after it.
+    const std::vector<Tensor> out = recorded_->run({x});
+    return {out.at(0).clone_data(), out.size() > 1 ? out[1].clone_data() : Tensor()};
+  }
+
+  // After the eager first iteration (which made the cached masks and library state the
+  // recording must not create): records the direction and the step for replay.
+  void try_to_record(const Tensor& x, Result& r) {
+    if (!cfg_.cuda_graph || cfg_.kind == Kind::RandomSign) return;
+    std::string why_not;
+    const DeviceComputation iteration = [this](const std::vector<Tensor>& in) {
+      const Advance a = advance_eagerly(in.at(0));
+      return a.map.defined() ? std::vector<Tensor>{a.next, a.map} : std::vector<Tensor>{a.next};
+    };
+    recorded_ = backend_for(x.device()).capture(iteration, {x}, &why_not);
+    r.graph_replayed = recorded_ != nullptr;
+    if (recorded_) r.iteration_mode = "cuda graph";
+    if (!recorded_ && x.device() != Device::CPU) r.graph_failure = why_not;
+  }
+
   Direction direction(const Tensor& x) {
     Direction d;
     if (cfg_.kind == Kind::RandomSign) {
@@ -260,6 +298,8 @@ class Algorithm1 {
   std::vector<double> s0_, region_;
   Tensor topk_, c0_, mask_, center_weights_;
   bool share_map_ = false;  // the direction's map is the original network's (no surrogate)
+  AttackStepParams step_;
+  std::unique_ptr<CapturedComputation> recorded_;  // iterations 2..P, when recorded
   std::vector<BestIterate> best_;
   std::vector<int64_t> kept_;
 };
@@ -306,7 +346,11 @@ Result run_attack(const nn::Session& model, Surrogate& surrogate, const Tensor& 
   FRAGILE_CHECK(config.kind == Kind::Manipulate || config.step > 0,
                 "the step size must be positive, got ", config.step);
   const Tensor x = contiguous(x0.detach());
-  if (config.kind == Kind::Manipulate) return run_manipulation(model, surrogate, x, space, config);
+  if (config.kind == Kind::Manipulate) {
+    Result r = run_manipulation(model, surrogate, x, space, config);
+    r.iteration_mode = "eager";  // Adam's state and beta growth change every iteration
+    return r;
+  }
   return Algorithm1(model, surrogate, x, space, config).run();
 }
 

@@ -84,6 +84,12 @@ struct Config {
   bool beta_growth = false;  // beta_i = beta_start * (beta_end / beta_start)^(i / P)
   double beta_start = 10.0, beta_end = 100.0;
 
+  // On a device that records graphs (CUDA), the direction and step of iterations 2..P are
+  // recorded once as a CUDA Graph and replayed (iteration 1 runs eagerly, warming the caches
+  // the recording needs). When recording fails the attack runs eagerly and says why in
+  // Result::graph_failure. Random sign and manipulation always run eagerly.
+  bool cuda_graph = true;
+
   // Called after each iteration with (iterations done, total). Optional.
   std::function<void(int64_t, int64_t)> progress;
 };
@@ -107,6 +113,9 @@ struct Result {
   Tensor perturbed;              // [N, C, H, W]; x0 where the attack failed
   Tensor map_before, map_after;  // original network's saliency maps [N, H, W]
   std::vector<ImageResult> images;
+  bool graph_replayed = false;  // iterations 2..P replayed a recorded CUDA Graph
+  std::string iteration_mode;   // "cuda graph" or "eager"
+  std::string graph_failure;    // why recording failed on a device that records; else empty
 };
 
 // The measure that ranks iterates (higher = more dissimilar), on host-side maps of one image:

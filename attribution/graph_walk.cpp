@@ -1,5 +1,6 @@
 #include "attribution/graph_walk.h"
 
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <set>
@@ -137,19 +138,27 @@ Tensor class_mask(const std::vector<int64_t>& classes, int64_t k, const Tensor& 
   Tensor h = one_hot(idx, k, like.dtype());
   if (like.device() == Device::CPU) return h;
   // On a GPU the mask is an upload: a stall in every iteration of an attack, which asks for
-  // the same classes P times. The last mask made is kept (masks are never written in place).
+  // the same few class lists P times (the labels; IG's full and last chunks repeat them).
+  // The most recent masks are kept (masks are never written in place).
   struct Cached {
     std::vector<int64_t> classes;
-    int64_t k = -1;
-    DType dtype = DType::Float32;
+    int64_t k;
+    DType dtype;
     Tensor mask;
   };
-  thread_local Cached cached;
-  if (!cached.mask.defined() || cached.classes != classes || cached.k != k ||
-      cached.dtype != like.dtype() || cached.mask.device() != like.device()) {
-    cached = {classes, k, like.dtype(), h.to(like.device())};
+  constexpr size_t kKept = 4;
+  thread_local std::vector<Cached> cache;  // most recent first
+  for (size_t i = 0; i < cache.size(); ++i) {
+    const Cached& c = cache[i];
+    if (c.classes == classes && c.k == k && c.dtype == like.dtype() &&
+        c.mask.device() == like.device()) {
+      std::rotate(cache.begin(), cache.begin() + i, cache.begin() + i + 1);
+      return cache.front().mask;
+    }
   }
-  return cached.mask;
+  if (cache.size() == kKept) cache.pop_back();
+  cache.insert(cache.begin(), Cached{classes, k, like.dtype(), h.to(like.device())});
+  return cache.front().mask;
 }
 
 Tensor scores_2d(const Tensor& score, int64_t n) {

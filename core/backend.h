@@ -8,6 +8,9 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -60,6 +63,23 @@ struct Pool2dParams {
 struct AttackStepParams {
   std::vector<double> alpha, eps, lo, hi;
 };
+
+// A device computation recorded once and replayed (CUDA Graphs): one launch instead of the
+// hundreds of kernel launches, and none of the host work (autograd tape, shape checks) that
+// queued them. Made by Backend::capture.
+class CapturedComputation {
+ public:
+  virtual ~CapturedComputation() = default;
+  // Copies `inputs` (same shapes and dtypes as at capture, on the device) into the recorded
+  // input buffers and replays. Returns the recorded output buffers: the *same* tensors every
+  // run, overwritten by the next one, so clone what must outlive it.
+  virtual std::vector<Tensor> run(const std::vector<Tensor>& inputs) = 0;
+};
+
+// What is captured: device work only. It may allocate (from the capture's private pool) and
+// build autograd history, but must not move data between host and device or wait for the
+// device; capture fails cleanly when it does.
+using DeviceComputation = std::function<std::vector<Tensor>(const std::vector<Tensor>& inputs)>;
 
 class Backend {
  public:
@@ -129,6 +149,18 @@ class Backend {
   virtual void saliency_moments_backward(const Tensor& grad, const Tensor& attribution,
                                          const Tensor& weights, const Tensor& moments,
                                          Tensor& out) = 0;
+
+  // Records `fn` applied to copies of `inputs`, for replay. Nothing is computed until the
+  // first run(). Returns nullptr, with the reason in *why_not, when this backend does not
+  // record (the CPU: no launch overhead to save) or `fn` could not be recorded.
+  virtual std::unique_ptr<CapturedComputation> capture(const DeviceComputation& fn,
+                                                       const std::vector<Tensor>& inputs,
+                                                       std::string* why_not) {
+    (void)fn;
+    (void)inputs;
+    if (why_not) *why_not = std::string(device_name(device())) + " runs computations eagerly";
+    return nullptr;
+  }
 };
 
 Backend& cpu_backend();   // kernels/cpu

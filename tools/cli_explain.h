@@ -61,6 +61,7 @@ struct AttackOptions {
   double beta_start = 10, beta_end = 100;
   std::string out;              // output directory
   bool no_progress = false;
+  bool no_cuda_graph = false;   // --device cuda: run every iteration eagerly
 };
 int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOptions& o);
 

@@ -124,6 +124,7 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
   cfg.gamma = o.gamma;
   cfg.lr = o.lr;
   cfg.beta_growth = o.beta_growth;
+  cfg.cuda_graph = !o.no_cuda_graph;
   cfg.beta_start = o.beta_start;
   cfg.beta_end = o.beta_end;
   FRAGILE_CHECK(manipulate || cfg.epsilon > 0, "--epsilon must be positive, got ", o.epsilon);
@@ -201,6 +202,7 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
   const int64_t batches = (n + o.batch - 1) / o.batch;
   std::vector<Tensor> perturbed, before, after;
   std::vector<attacks::ImageResult> results;
+  std::string iteration_mode, graph_failure;
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t b = 0; b < batches; ++b) {
     const int64_t lo = b * o.batch, hi = std::min(n, lo + o.batch);
@@ -213,6 +215,14 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
     const attacks::Result r =
         attacks::run_attack(session, surrogate, contiguous(slice(in.x, 0, lo, hi)).to(device),
                             space, c);
+    // The first batch's mode stands for all: every batch records the same computation.
+    if (b == 0) {
+      iteration_mode = r.iteration_mode;
+      graph_failure = r.graph_failure;
+      if (!graph_failure.empty()) {
+        std::cerr << "note: " << graph_failure << "; every iteration ran eagerly\n";
+      }
+    }
     perturbed.push_back(r.perturbed);
     before.push_back(r.map_before);
     after.push_back(r.map_after);
@@ -284,6 +294,8 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
               {"surrogate", surrogate_desc},
               {"batch", o.batch},
               {"seconds", seconds},
+              {"device", device_name(device)},
+              {"iteration_mode", iteration_mode},
               {"images", images}};
   if (manipulate) {
     out["target_image"] = o.target_image;
@@ -291,6 +303,7 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
     out["lr"] = cfg.lr;
     out["beta_growth"] = cfg.beta_growth;
   }
+  if (!graph_failure.empty()) out["cuda_graph_failure"] = graph_failure;
   if (cfg.kind == attacks::Kind::Targeted) out["region"] = o.region;
   if (n == 1) {
     for (auto it = images[0].begin(); it != images[0].end(); ++it) {

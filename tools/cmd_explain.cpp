@@ -275,6 +275,9 @@ void add_explain_commands(CLI::App& app) {
   a->add_option("--beta-end", o.beta_end, "manipulate: last beta")->capture_default_str();
   a->add_option("-o,--out", o.out, "output directory (created if needed)")->required();
   a->add_flag("--no-progress", o.no_progress, "no progress bar on a terminal");
+  a->add_flag("--no-cuda-graph", o.no_cuda_graph,
+              "with --device cuda, run every iteration eagerly instead of recording iterations "
+              "2..P as a CUDA Graph and replaying it (for timing comparisons and debugging)");
   at->pre.add_to(*a);
   a->callback(
       [at] { run_guarded([&] { return run_attack(at->model, at->pre, at->opts); }); });

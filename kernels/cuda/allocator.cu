@@ -12,6 +12,9 @@
 // while queued work still reads it is only reused by work queued *later* on that stream,
 // so no events are needed. Anyone adding streams must revisit this.
 //
+// Graph pools: blocks allocated during a CUDA Graph capture belong to that capture's private
+// pool (allocator.h), so they are never handed to work outside the graph while it lives.
+//
 // Out of memory: the cache is released (cudaFree of every free block) and the allocation is
 // retried once before throwing fragile::Error with the cache statistics.
 // Never managed memory: plain cudaMalloc only.
@@ -37,22 +40,25 @@ std::size_t size_class(std::size_t n) {
   return (n + step - 1) / step * step;
 }
 
+using FreeLists = std::unordered_map<std::size_t, std::vector<void*>>;  // class -> blocks
+
 class CachingAllocator final : public Allocator {
  public:
   void* allocate(std::size_t nbytes) override {
     if (nbytes == 0) return nullptr;
     const std::size_t cls = size_class(nbytes);
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = free_.find(cls);
+    FreeLists& lists = active_pool_ != kShared ? pools_.at(active_pool_) : free_;
+    auto it = lists.find(cls);
     void* p = nullptr;
-    if (it != free_.end() && !it->second.empty()) {
+    if (it != lists.end() && !it->second.empty()) {
       p = it->second.back();
       it->second.pop_back();
       stats_.bytes_cached -= cls;
     } else {
       p = device_malloc(cls, nbytes);
     }
-    live_[p] = cls;
+    live_[p] = {cls, active_pool_};
     stats_.bytes_in_use += cls;
     stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
     return p;
@@ -64,11 +70,38 @@ class CachingAllocator final : public Allocator {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = live_.find(ptr);
     if (it == live_.end()) return;  // not ours (or a double free): ignoring beats a crash
-    const std::size_t cls = it->second;
+    const Block b = it->second;
     live_.erase(it);
-    stats_.bytes_in_use -= cls;
-    stats_.bytes_cached += cls;
-    free_[cls].push_back(ptr);
+    stats_.bytes_in_use -= b.cls;
+    stats_.bytes_cached += b.cls;
+    // A block of a released (or never registered) pool joins the shared cache.
+    auto pool = b.pool != kShared ? pools_.find(b.pool) : pools_.end();
+    (pool != pools_.end() ? pool->second : free_)[b.cls].push_back(ptr);
+  }
+
+  int begin_graph_pool() {
+    std::lock_guard<std::mutex> lock(mu_);
+    FRAGILE_CHECK(active_pool_ == kShared, "a CUDA Graph capture is already in progress");
+    active_pool_ = next_pool_++;
+    pools_[active_pool_];
+    return active_pool_;
+  }
+
+  void end_graph_pool() {
+    std::lock_guard<std::mutex> lock(mu_);
+    active_pool_ = kShared;
+  }
+
+  void release_graph_pool(int pool) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pools_.find(pool);
+    if (it == pools_.end()) return;
+    for (auto& [cls, blocks] : it->second) {
+      auto& shared = free_[cls];
+      shared.insert(shared.end(), blocks.begin(), blocks.end());
+    }
+    pools_.erase(it);
+    if (active_pool_ == pool) active_pool_ = kShared;
   }
 
   void empty_cache() {
@@ -109,9 +142,18 @@ class CachingAllocator final : public Allocator {
     free_.clear();
   }
 
+  static constexpr int kShared = 0;  // the pool id of the shared cache
+  struct Block {
+    std::size_t cls;
+    int pool;
+  };
+
   std::mutex mu_;
-  std::unordered_map<std::size_t, std::vector<void*>> free_;  // size class -> free blocks
-  std::unordered_map<void*, std::size_t> live_;               // block -> size class
+  FreeLists free_;                              // the shared cache
+  std::unordered_map<int, FreeLists> pools_;    // graph pools still reserved
+  std::unordered_map<void*, Block> live_;       // handed-out block -> class and pool
+  int active_pool_ = kShared;                   // where allocations come from now
+  int next_pool_ = 1;
   CacheStats stats_;
 };
 
@@ -133,6 +175,10 @@ void install_caching_allocator() {
     if (prev != nullptr && prev != &instance()) set_allocator(Device::CUDA, prev);
   });
 }
+
+int begin_graph_pool() { return instance().begin_graph_pool(); }
+void end_graph_pool() { instance().end_graph_pool(); }
+void release_graph_pool(int pool) { instance().release_graph_pool(pool); }
 
 void empty_cache() { instance().empty_cache(); }
 CacheStats cache_stats() { return instance().stats(); }

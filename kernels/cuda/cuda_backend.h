@@ -42,6 +42,9 @@ class CudaBackend final : public Backend {
   void saliency_moments_backward(const Tensor& grad, const Tensor& attribution,
                                  const Tensor& weights, const Tensor& moments,
                                  Tensor& out) override;
+  std::unique_ptr<CapturedComputation> capture(const DeviceComputation& fn,
+                                               const std::vector<Tensor>& inputs,
+                                               std::string* why_not) override;  // graph.cu
 };
 
 }  // namespace fragile::cuda

@@ -128,6 +128,15 @@ void expect_same_attack(const nn::Session& cpu, const nn::Session& gpu, const Te
   const attacks::Result rg = attacks::run_attack(gpu, sg, x.to(Device::CUDA), space, cfg);
   ASSERT_EQ(rg.images.size(), rc.images.size()) << what;
   EXPECT_EQ(rg.perturbed.device(), Device::CUDA) << what;
+  // Gradient directions are recorded from iteration 2 on unless switched off; random sign
+  // and the manipulation run eagerly.
+  const bool recordable = cfg.cuda_graph && cfg.iters >= 2 &&
+                          cfg.kind != attacks::Kind::RandomSign &&
+                          cfg.kind != attacks::Kind::Manipulate;
+  EXPECT_EQ(rg.graph_replayed, recordable) << what << ": " << rg.graph_failure;
+  EXPECT_EQ(rg.iteration_mode, recordable ? "cuda graph" : "eager") << what;
+  EXPECT_TRUE(rg.graph_failure.empty()) << what << ": " << rg.graph_failure;
+  EXPECT_FALSE(rc.graph_replayed) << what;
   expect_identical(rg.perturbed, rc.perturbed, what + ": perturbed input");
   expect_identical(rg.map_after, rc.map_after, what + ": map after");
   for (size_t i = 0; i < rc.images.size(); ++i) {
@@ -154,7 +163,11 @@ TEST_F(EmulatedCudaModels, EveryAttackIsTheCpus) {
       for (int i = 0; i < 10 * 28; ++i) mask[i] = 1.0;  // the top rows
       cfg.region = Tensor::from_vector(mask, {1, 28, 28}, DType::Float64);
     }
-    expect_same_attack(cpu, gpu, x_, space, cfg, attacks::kind_name(kind));
+    for (const bool graph : {true, false}) {
+      cfg.cuda_graph = graph;
+      expect_same_attack(cpu, gpu, x_, space, cfg,
+                         std::string(attacks::kind_name(kind)) + (graph ? "" : " (eager)"));
+    }
   }
   // Integrated gradients through the attack (chunked IG inside the double backward).
   attacks::Config ig;
@@ -229,6 +242,46 @@ TEST(EmulatedCudaDevice, RefusesHostTensorsInDeviceKernels) {
   (void)d.to_vector();
   EXPECT_EQ(emulated.device().counts().uploads, 1);
   EXPECT_EQ(emulated.device().counts().downloads, 1);
+}
+
+// The recorded iteration really is what replays: the emulator counts one recording per
+// attack and one replay per iteration after the first.
+TEST_F(EmulatedCudaModels, IterationsTwoToPAreOneRecordingReplayed) {
+  const nn::Session gpu(model_, DType::Float64, Device::CUDA);
+  const attacks::PixelSpace space = attacks::PixelSpace::from_preprocess(pre_, 1);
+  attacks::Config cfg;
+  cfg.kind = attacks::Kind::MassCenter;
+  cfg.iters = 5;
+  cfg.surrogate_beta = 0;
+  cfg.k = 100;
+  attacks::Surrogate s(gpu);
+  const int64_t captures = emulated_.device().captures(), replays = emulated_.device().replays();
+  const attacks::Result r = attacks::run_attack(gpu, s, x_.to(Device::CUDA), space, cfg);
+  EXPECT_EQ(r.iteration_mode, "cuda graph");
+  EXPECT_EQ(emulated_.device().captures() - captures, 1);
+  EXPECT_EQ(emulated_.device().replays() - replays, 4);
+}
+
+// A computation that reads a value back to the host cannot be recorded: the capture fails
+// cleanly, says why, and the attack code can run it eagerly instead.
+TEST_F(EmulatedCudaModels, ARecordingThatTransfersFailsCleanly) {
+  std::string why;
+  const Tensor x = Tensor::ones({3}, DType::Float64, Device::CUDA);
+  auto reads_back = [](const std::vector<Tensor>& in) {
+    const double total = sum(in[0]).item();  // a device -> host transfer
+    return std::vector<Tensor>{mul(in[0], total)};
+  };
+  EXPECT_EQ(cuda_backend().capture(reads_back, {x}, &why), nullptr);
+  EXPECT_NE(why.find("device-to-host transfer"), std::string::npos) << why;
+  EXPECT_FALSE(emulated_.device().recording);
+  auto device_only = [](const std::vector<Tensor>& in) {
+    return std::vector<Tensor>{mul(in[0], 2.0)};
+  };
+  const auto recorded = cuda_backend().capture(device_only, {x}, &why);
+  ASSERT_NE(recorded, nullptr) << why;
+  const std::vector<Tensor> out = recorded->run({Tensor::full({3}, 4.0, DType::Float64,
+                                                              Device::CUDA)});
+  EXPECT_EQ(out[0].to_vector(), (std::vector<double>{8, 8, 8}));
 }
 
 // Host<->device transfers per attack iteration, measured as the difference between a run of

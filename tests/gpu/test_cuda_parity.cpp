@@ -640,6 +640,57 @@ TEST_P(CudaParity, FusedIgAccumulate) {
   expect_close(acc.d, Tensor::from_vector(ref, s, dt()), tol(dt()), "ig accumulate");
 }
 
+// ---- CUDA Graph capture (graph.cu) -------------------------------------------------------
+
+// A recorded computation replays on new inputs into the same output buffers; while it lives,
+// its pool's blocks are not handed to other allocations; a computation that reads back to
+// the host is refused with the reason, and the stream works normally afterwards.
+TEST_P(CudaParity, CapturedComputationReplays) {
+  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  const Shape s = {3, 257};
+  const void* scratch = nullptr;  // a buffer the recording frees before it ends
+  auto twice_plus_sum = [&scratch](const std::vector<Tensor>& in) {
+    Tensor tmp = Tensor::empty(in[0].shape(), in[0].dtype(), Device::CUDA);
+    cuda_backend().binary(BinaryOp::Add, in[0], in[0], tmp, {});
+    scratch = tmp.raw_data();
+    Tensor twice = Tensor::empty(in[0].shape(), in[0].dtype(), Device::CUDA);
+    cuda_backend().copy(tmp, twice);
+    Tensor total = Tensor::empty({}, in[0].dtype(), Device::CUDA);
+    cuda_backend().reduce(ReduceOp::Sum, twice, {0, 1}, total);
+    return std::vector<Tensor>{twice, total};
+  };
+  std::string why;
+  Pair a = randn(s, dt(), rng), b = randn(s, dt(), rng);
+  const auto recorded = gpu().capture(twice_plus_sum, {a.d}, &why);
+  ASSERT_NE(recorded, nullptr) << why;
+  for (const Pair* p : {&b, &a}) {
+    const std::vector<Tensor> out = recorded->run({p->d});
+    const std::vector<double> x = p->h.to_vector();
+    std::vector<double> ref(x.size());
+    double total = 0;
+    for (size_t i = 0; i < x.size(); ++i) total += ref[i] = 2 * x[i];
+    expect_close(out[0], Tensor::from_vector(ref, s, dt()), tol(dt()), "replayed 2x");
+    EXPECT_NEAR(to_host(out[1]).to_vector()[0], total, 1e-4 * (1 + std::abs(total)));
+  }
+  // Allocations after the recording never land on the recording's buffers, not even on the
+  // scratch buffer it freed (the replay still writes there).
+  const void* recorded_out = recorded->run({a.d})[0].raw_data();
+  std::vector<Tensor> later;
+  for (int i = 0; i < 8; ++i) {
+    later.push_back(Tensor::empty(s, dt(), Device::CUDA));
+    EXPECT_NE(later.back().raw_data(), recorded_out);
+    EXPECT_NE(later.back().raw_data(), scratch);
+  }
+
+  auto reads_back = [](const std::vector<Tensor>& in) {
+    (void)to_host(in[0]);  // a device -> host copy: not recordable
+    return std::vector<Tensor>{in[0]};
+  };
+  EXPECT_EQ(gpu().capture(reads_back, {a.d}, &why), nullptr);
+  EXPECT_NE(why.find("CUDA Graph capture failed"), std::string::npos) << why;
+  expect_close(to_host(a.d), a.h, Tol{0, 0}, "the stream after a failed capture");
+}
+
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaParity,
                          ::testing::Values(DType::Float32, DType::Float64),
                          [](const ::testing::TestParamInfo<DType>& info) {

@@ -169,6 +169,35 @@ TEST(Cli, ImportPrintsSummaryAndWritesTransformedModel) {
   EXPECT_EQ(r.out.find("BatchNormalization"), std::string::npos) << r.out;
 }
 
+// `fragile attack` end to end on the shipped model: result.json holds every field the issue
+// lists plus how the iterations ran, and the pictures and the perturbed tensor are written.
+TEST(Cli, AttackWritesResultAndPictures) {
+  const fs::path root(FRAGILE_SOURCE_DIR);
+  const fs::path out = temp_dir("cli_attack") / "run";
+  CliRun r = run_cli({"attack", "--model", (root / "tools/models/fashion_cnn.onnx").string(),
+                      "--image",
+                      (root / "tools/models/fashion_samples/test0_ankle_boot.png").string(),
+                      "--method", "gradient", "--attack", "topk", "--epsilon", "8", "--iters", "3",
+                      "--k", "50", "--no-progress", "--no-cuda-graph", "--out", out.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(read_bytes(out / "result.json"));
+  for (const char* key : {"label_before", "label_after", "prob_before", "prob_after",
+                          "topk_intersection", "spearman", "kendall", "center_shift", "linf",
+                          "best_iter"}) {
+    EXPECT_TRUE(j.contains(key)) << key;
+  }
+  EXPECT_EQ(j["label_before"], 9);  // ankle boot
+  EXPECT_EQ(j["iters"], 3);
+  EXPECT_EQ(j["device"], "cpu");
+  EXPECT_EQ(j["iteration_mode"], "eager");  // the CPU never records graphs
+  EXPECT_FALSE(j.contains("cuda_graph_failure"));
+  EXPECT_LE(j["linf"].get<double>(), 8.0 + 1e-3);
+  for (const char* f : {"perturbed.png", "perturbed.npy", "map_before.png", "map_after.png"}) {
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  }
+  EXPECT_EQ(nn::read_npy(out / "perturbed.npy").shape(), (Shape{1, 1, 28, 28}));
+}
+
 TEST(Cli, HelpForEveryCommand) {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"--help"}, {"import", "--help"}, {"predict", "--help"}, {"hvp", "--help"},

@@ -42,6 +42,9 @@ void EmulatedCuda::where(const Tensor& cond, const Tensor& a, const Tensor& b, T
 void EmulatedCuda::copy(const Tensor& src, Tensor& dst) {
   FRAGILE_CHECK(src.defined() && dst.defined(), "emulated cuda: copy of an undefined tensor");
   const bool from_device = src.device() == Device::CUDA, to_device = dst.device() == Device::CUDA;
+  FRAGILE_CHECK(!recording || from_device == to_device,
+                "emulated cuda: a ", to_device ? "host-to-device" : "device-to-host",
+                " transfer inside a recorded computation (a CUDA Graph cannot hold one)");
   if (from_device && to_device) {
     ++counts_.device_copies;
   } else if (to_device) {
@@ -168,6 +171,64 @@ void EmulatedCuda::saliency_moments_backward(const Tensor& grad, const Tensor& a
   on_device(moments, "saliency_moments_backward", "moments");
   on_device(out, "saliency_moments_backward", "out");
   host().saliency_moments_backward(grad, attribution, weights, moments, out);
+}
+
+class EmulatedRecording final : public CapturedComputation {
+ public:
+  EmulatedRecording(EmulatedCuda& device, DeviceComputation fn, std::vector<Tensor> inputs,
+                    std::vector<Tensor> outputs)
+      : device_(device), fn_(std::move(fn)), inputs_(std::move(inputs)),
+        outputs_(std::move(outputs)) {}
+
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs) override {
+    FRAGILE_CHECK(inputs.size() == inputs_.size(), "recorded computation: wrong input count");
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      on_device(inputs[i], "recorded computation", "an input");
+      FRAGILE_CHECK(inputs[i].shape() == inputs_[i].shape(),
+                    "recorded computation: input shape changed");
+      device_.copy(inputs[i], inputs_[i]);
+    }
+    device_.recording = true;
+    std::vector<Tensor> results;
+    try {
+      results = fn_(inputs_);
+    } catch (...) {
+      device_.recording = false;
+      throw;
+    }
+    device_.recording = false;
+    FRAGILE_CHECK(results.size() == outputs_.size(), "recorded computation: output count changed");
+    for (size_t i = 0; i < results.size(); ++i) device_.copy(results[i], outputs_[i]);
+    ++device_.replays_;
+    return outputs_;
+  }
+
+ private:
+  EmulatedCuda& device_;
+  DeviceComputation fn_;
+  std::vector<Tensor> inputs_, outputs_;
+};
+
+std::unique_ptr<CapturedComputation> EmulatedCuda::capture(const DeviceComputation& fn,
+                                                           const std::vector<Tensor>& inputs,
+                                                           std::string* why_not) {
+  std::vector<Tensor> recorded_inputs, outputs;
+  for (const Tensor& t : inputs) {
+    on_device(t, "capture", "an input");
+    recorded_inputs.push_back(t.clone_data());
+  }
+  recording = true;
+  try {
+    for (const Tensor& t : fn(recorded_inputs)) outputs.push_back(t.detach().clone_data());
+  } catch (const std::exception& e) {
+    recording = false;
+    if (why_not) *why_not = std::string("CUDA Graph capture failed: ") + e.what();
+    return nullptr;
+  }
+  recording = false;
+  ++captures_;
+  return std::make_unique<EmulatedRecording>(*this, fn, std::move(recorded_inputs),
+                                             std::move(outputs));
 }
 
 EmulatedCudaScope::EmulatedCudaScope() {

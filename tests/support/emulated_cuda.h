@@ -12,6 +12,9 @@
 // What it cannot check: the CUDA kernels themselves (tests/gpu, label gpu).
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "core/allocator.h"
 #include "core/backend.h"
@@ -57,11 +60,27 @@ class EmulatedCuda final : public Backend {
                                  const Tensor& weights, const Tensor& moments,
                                  Tensor& out) override;
 
+  // Graph capture, emulated: what a recording does to its buffers, without the recording.
+  // The computation runs once at capture (as the host code does while a real capture
+  // records) and again at every run(), on the recorded input buffers, its results copied
+  // into the recorded output buffers that every run() returns. A host<->device transfer
+  // while capturing or replaying throws, as it makes a real capture fail.
+  std::unique_ptr<CapturedComputation> capture(const DeviceComputation& fn,
+                                               const std::vector<Tensor>& inputs,
+                                               std::string* why_not) override;
+
   const TransferCounts& counts() const { return counts_; }
   void reset_counts() { counts_ = {}; }
+  int64_t captures() const { return captures_; }  // computations recorded successfully
+  int64_t replays() const { return replays_; }
+
+  // Set while a (emulated) recorded computation runs.
+  bool recording = false;
 
  private:
+  friend class EmulatedRecording;
   TransferCounts counts_;
+  int64_t captures_ = 0, replays_ = 0;
 };
 
 // Installs an EmulatedCuda as the CUDA stand-in and host memory as Device::CUDA's allocator

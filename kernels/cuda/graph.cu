@@ -1,0 +1,108 @@
+// CUDA Graph capture of a device computation (core/backend.h: Backend::capture).
+//
+// Why: an attack iteration on SqueezeNet queues several hundred small kernels (forward,
+// backward, double backward) plus the host work that builds the autograd tape; at batch 1 on
+// an H100 the GPU mostly waits for the host. Replaying a recorded graph is one launch.
+//
+// How: the inputs are copied into buffers owned by the recording, the computation runs once
+// on the host with the backend stream in capture mode (kernels are recorded, not executed),
+// and the graph is instantiated. Memory: everything allocated while recording comes from a
+// private pool of the caching allocator (allocator.h), reserved for as long as the graph
+// lives, because the graph keeps using the recorded addresses. Relaxed capture mode, so that
+// a pool miss may still call cudaMalloc (the allocation happens once, at record time).
+//
+// Failure is not an error: a computation that moves data to or from the host or waits for
+// the device (copy.cu synchronises after every transfer, which a capturing stream refuses)
+// throws inside the capture; the capture is then abandoned, the pool released, and the
+// caller told why so it can run eagerly.
+#include "core/error.h"
+#include "kernels/cuda/allocator.h"
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/context.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/tensor_util.h"
+
+namespace fragile::cuda {
+namespace {
+
+class CudaGraphComputation final : public CapturedComputation {
+ public:
+  CudaGraphComputation(std::vector<Tensor> inputs, std::vector<Tensor> outputs,
+                       cudaGraphExec_t exec, int pool)
+      : inputs_(std::move(inputs)), outputs_(std::move(outputs)), exec_(exec), pool_(pool) {}
+
+  ~CudaGraphComputation() override {
+    (void)cudaGraphExecDestroy(exec_);
+    outputs_.clear();
+    inputs_.clear();
+    release_graph_pool(pool_);  // later work on the stream is queued after any last replay
+  }
+
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs) override {
+    FRAGILE_CHECK(inputs.size() == inputs_.size(), "captured computation: ", inputs.size(),
+                  " inputs given, recorded with ", inputs_.size());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      check_on_device(inputs[i], "captured computation", "an input");
+      FRAGILE_CHECK(inputs[i].shape() == inputs_[i].shape() &&
+                        inputs[i].dtype() == inputs_[i].dtype(),
+                    "captured computation: input ", i, " is ", shape_str(inputs[i].shape()), " ",
+                    dtype_name(inputs[i].dtype()), ", recorded with ",
+                    shape_str(inputs_[i].shape()), " ", dtype_name(inputs_[i].dtype()));
+      copy_device(inputs[i], inputs_[i]);
+    }
+    FRAGILE_CUDA_CHECK(cudaGraphLaunch(exec_, stream()));
+    return outputs_;
+  }
+
+ private:
+  std::vector<Tensor> inputs_, outputs_;  // the recorded buffers
+  cudaGraphExec_t exec_;
+  int pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<CapturedComputation> CudaBackend::capture(const DeviceComputation& fn,
+                                                          const std::vector<Tensor>& inputs,
+                                                          std::string* why_not) {
+  // The recording's own input buffers, allocated from the shared cache before capturing.
+  std::vector<Tensor> recorded_inputs;
+  for (const Tensor& t : inputs) {
+    check_on_device(t, "capture", "an input");
+    Tensor own = empty_device(t.shape(), t.dtype());
+    copy_device(t, own);
+    recorded_inputs.push_back(own);
+  }
+  synchronize();  // surfaces any earlier asynchronous error before the capture, not inside it
+
+  const int pool = begin_graph_pool();
+  std::string failure;
+  std::vector<Tensor> outputs;
+  FRAGILE_CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeRelaxed));
+  try {
+    for (const Tensor& t : fn(recorded_inputs)) outputs.push_back(t.detach());
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  cudaGraph_t graph = nullptr;
+  const cudaError_t ended = cudaStreamEndCapture(stream(), &graph);
+  end_graph_pool();
+  cudaGraphExec_t exec = nullptr;
+  if (failure.empty() && ended != cudaSuccess) failure = cudaGetErrorString(ended);
+  if (failure.empty()) {
+    const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+    if (made != cudaSuccess) failure = std::string("instantiation: ") + cudaGetErrorString(made);
+  }
+  if (graph != nullptr) (void)cudaGraphDestroy(graph);
+  if (!failure.empty()) {
+    (void)cudaGetLastError();  // an invalidated capture leaves an error behind
+    outputs.clear();
+    release_graph_pool(pool);
+    if (why_not) *why_not = "CUDA Graph capture failed: " + failure;
+    return nullptr;
+  }
+  return std::make_unique<CudaGraphComputation>(std::move(recorded_inputs), std::move(outputs),
+                                                exec, pool);
+}
+
+}  // namespace fragile::cuda
