@@ -81,7 +81,18 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
+namespace {
+thread_local std::vector<std::weak_ptr<Storage>>* t_storage_observer = nullptr;
+}  // namespace
+
+StorageObserver::StorageObserver(std::vector<std::weak_ptr<Storage>>* seen) {
+  FRAGILE_CHECK(t_storage_observer == nullptr, "storage observers do not nest");
+  t_storage_observer = seen;
+}
+StorageObserver::~StorageObserver() { t_storage_observer = nullptr; }
+
 void* Tensor::raw_data() const {
+  if (t_storage_observer != nullptr) t_storage_observer->push_back(impl().storage);
   return static_cast<char*>(impl().storage->data()) + offset() * dtype_size(dtype());
 }
 

@@ -107,4 +107,16 @@ class Tensor {
 // A view of `base`'s storage with a new geometry. No autograd (ops.h records it).
 Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset);
 
+// While one is alive on a thread, every storage whose raw_data() is taken on that thread
+// (every buffer handed to a kernel) is noted, weakly, in `seen`. CUDA Graph capture uses it
+// to keep alive, for the graph's lifetime, every buffer the recorded kernels read or write.
+// Not nestable.
+class StorageObserver {
+ public:
+  explicit StorageObserver(std::vector<std::weak_ptr<Storage>>* seen);
+  ~StorageObserver();
+  StorageObserver(const StorageObserver&) = delete;
+  StorageObserver& operator=(const StorageObserver&) = delete;
+};
+
 }  // namespace fragile

@@ -27,6 +27,7 @@
 
 #include "core/error.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/context.h"
 
 namespace fragile::cuda {
 namespace {
@@ -48,13 +49,14 @@ class CachingAllocator final : public Allocator {
     if (nbytes == 0) return nullptr;
     const std::size_t cls = size_class(nbytes);
     std::lock_guard<std::mutex> lock(mu_);
-    FreeLists& lists = active_pool_ != kShared ? pools_.at(active_pool_) : free_;
+    const bool pooled = active_pool_ != kShared;
+    FreeLists& lists = pooled ? pools_.at(active_pool_) : free_;
     auto it = lists.find(cls);
     void* p = nullptr;
     if (it != lists.end() && !it->second.empty()) {
       p = it->second.back();
       it->second.pop_back();
-      stats_.bytes_cached -= cls;
+      (pooled ? stats_.bytes_reserved_by_graphs : stats_.bytes_cached) -= cls;
     } else {
       p = device_malloc(cls, nbytes);
     }
@@ -73,9 +75,13 @@ class CachingAllocator final : public Allocator {
     const Block b = it->second;
     live_.erase(it);
     stats_.bytes_in_use -= b.cls;
-    stats_.bytes_cached += b.cls;
-    // A block of a released (or never registered) pool joins the shared cache.
-    auto pool = b.pool != kShared ? pools_.find(b.pool) : pools_.end();
+    // While recording, every freed block joins the recording's pool, even one allocated
+    // before: the graph may have recorded a read of it, so nobody else may have it while the
+    // graph lives. Otherwise a block returns to its pool, or, when that pool was released
+    // (or it never had one), to the shared cache.
+    const int owner = active_pool_ != kShared ? active_pool_ : b.pool;
+    auto pool = owner != kShared ? pools_.find(owner) : pools_.end();
+    (pool != pools_.end() ? stats_.bytes_reserved_by_graphs : stats_.bytes_cached) += b.cls;
     (pool != pools_.end() ? pool->second : free_)[b.cls].push_back(ptr);
   }
 
@@ -99,6 +105,8 @@ class CachingAllocator final : public Allocator {
     for (auto& [cls, blocks] : it->second) {
       auto& shared = free_[cls];
       shared.insert(shared.end(), blocks.begin(), blocks.end());
+      stats_.bytes_reserved_by_graphs -= cls * blocks.size();
+      stats_.bytes_cached += cls * blocks.size();
     }
     pools_.erase(it);
     if (active_pool_ == pool) active_pool_ = kShared;
@@ -118,7 +126,10 @@ class CachingAllocator final : public Allocator {
   void* device_malloc(std::size_t cls, std::size_t requested) {
     void* p = nullptr;
     cudaError_t st = cudaMalloc(&p, cls);
-    if (st == cudaErrorMemoryAllocation) {
+    // Retry after releasing the cache, except while a graph is being recorded: freeing then
+    // would wait for a stream that is capturing. The capture fails instead, and the caller's
+    // eager fallback gets the retry.
+    if (st == cudaErrorMemoryAllocation && active_pool_ == kShared) {
       (void)cudaGetLastError();  // clear the sticky-free error state before retrying
       release_cached_locked();
       st = cudaMalloc(&p, cls);
@@ -134,12 +145,24 @@ class CachingAllocator final : public Allocator {
   }
 
   void release_cached_locked() {
-    for (auto& [cls, blocks] : free_) {
-      for (void* p : blocks) (void)cudaFree(p);  // cudaFree waits for the device first
-      stats_.bytes_cached -= cls * blocks.size();
-      blocks.clear();
+    // A free block may still be read by queued work (a graph replay writes its pool's blocks
+    // until it finishes, and released pools join this cache): wait for the stream first.
+    if (cudaStreamSynchronize(stream()) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return;  // keep the cache rather than free memory the device may still touch
     }
-    free_.clear();
+    for (auto& [cls, blocks] : free_) {
+      std::vector<void*> kept;
+      for (void* p : blocks) {
+        if (cudaFree(p) == cudaSuccess) {
+          stats_.bytes_cached -= cls;
+        } else {
+          (void)cudaGetLastError();
+          kept.push_back(p);  // still ours: losing track of it would leak it for good
+        }
+      }
+      blocks = std::move(kept);
+    }
   }
 
   static constexpr int kShared = 0;  // the pool id of the shared cache

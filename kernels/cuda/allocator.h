@@ -21,7 +21,8 @@ void empty_cache();
 // addresses it was recorded with, so every block allocated while capturing must stay out of
 // everyone else's hands for as long as the graph lives. Between begin_graph_pool() and
 // end_graph_pool() allocations come from, and frees return to, a fresh private pool (reuse
-// inside the capture is safe: the graph replays in the order it was recorded). After
+// inside the capture is safe: the graph replays in the order it was recorded); a block
+// allocated earlier and freed during the capture joins the pool too. After
 // end_graph_pool() the pool's blocks stay reserved; release_graph_pool() hands its free blocks
 // to the shared cache, and blocks still in use follow when they are freed. One capture at a
 // time.
@@ -31,7 +32,8 @@ void release_graph_pool(int pool);
 
 struct CacheStats {
   std::size_t bytes_in_use = 0;     // handed out and not yet returned
-  std::size_t bytes_cached = 0;     // free, kept for reuse
+  std::size_t bytes_cached = 0;     // free, kept for reuse by anyone
+  std::size_t bytes_reserved_by_graphs = 0;  // free, but kept for a recorded graph's pool
   std::size_t peak_bytes_in_use = 0;
   int64_t device_allocations = 0;   // cudaMalloc calls so far (cache misses)
 };

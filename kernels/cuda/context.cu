@@ -25,7 +25,13 @@ struct Context {
     // Default math mode: no TF32 for float32 GEMMs. Attacks differentiate through gradients;
     // TF32's 10-bit mantissa would make CPU/GPU parity and second-order results drift.
     FRAGILE_CUBLAS_CHECK(cublasSetMathMode(cublas, CUBLAS_DEFAULT_MATH));
+    // A fixed workspace (cuBLAS's recommendation for Hopper: 32 MiB), so that GEMMs recorded
+    // in a CUDA Graph use the same memory as eager ones instead of adding allocation nodes.
+    void* workspace = nullptr;
+    FRAGILE_CUDA_CHECK(cudaMalloc(&workspace, kCublasWorkspaceBytes));
+    FRAGILE_CUBLAS_CHECK(cublasSetWorkspace(cublas, workspace, kCublasWorkspaceBytes));
   }
+  static constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
 };
 
 Context& ctx() {
@@ -58,5 +64,14 @@ int64_t grid_for(int64_t n, int threads) {
 }
 
 void synchronize() { FRAGILE_CUDA_CHECK(cudaStreamSynchronize(stream())); }
+
+bool capturing() {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream(), &status) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return status != cudaStreamCaptureStatusNone;
+}
 
 }  // namespace fragile::cuda

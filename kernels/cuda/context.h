@@ -33,4 +33,7 @@ int64_t grid_for(int64_t n, int threads);
 // Waits for everything queued on stream() (device->host copies, before the host reads).
 void synchronize();
 
+// True while stream() is recording a CUDA Graph (graph.cu).
+bool capturing();
+
 }  // namespace fragile::cuda

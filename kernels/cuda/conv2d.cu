@@ -196,6 +196,9 @@ Choice choose(Kind k, DType dt, const Shape& xs, const Shape& ws, const Shape& y
 
 void remember_unsupported(Kind k, DType dt, const Shape& xs, const Shape& ws, const Shape& ys,
                           const Conv2dParams& p) {
+  // A refusal while recording a graph may be about the recording, not the geometry: do not
+  // send eager calls of this geometry to the slow direct kernels for the rest of the process.
+  if (capturing()) return;
   std::lock_guard<std::mutex> lock(g_cache_mu);
   g_cache[cache_key(k, dt, xs, ws, ys, p)] = Choice{};
 }

@@ -6,15 +6,23 @@
 //
 // How: the inputs are copied into buffers owned by the recording, the computation runs once
 // on the host with the backend stream in capture mode (kernels are recorded, not executed),
-// and the graph is instantiated. Memory: everything allocated while recording comes from a
-// private pool of the caching allocator (allocator.h), reserved for as long as the graph
-// lives, because the graph keeps using the recorded addresses. Relaxed capture mode, so that
-// a pool miss may still call cudaMalloc (the allocation happens once, at record time).
+// and the graph is instantiated. Relaxed capture mode, so that a pool miss may still call
+// cudaMalloc (the allocation happens once, at record time).
+//
+// Memory: a graph keeps using the addresses it recorded, so
+//  - everything allocated while recording, and every block freed while recording, belongs to
+//    a private pool of the caching allocator (allocator.h), reserved while the graph lives;
+//  - every buffer the recorded kernels were handed and that is still alive when recording
+//    ends (weights, x0, cached masks, the outputs) is kept alive by the recording
+//    (StorageObserver), so that e.g. a cache evicting a mask cannot free a block a replay
+//    still reads.
 //
 // Failure is not an error: a computation that moves data to or from the host or waits for
 // the device (copy.cu synchronises after every transfer, which a capturing stream refuses)
 // throws inside the capture; the capture is then abandoned, the pool released, and the
 // caller told why so it can run eagerly.
+#include <algorithm>
+
 #include "core/error.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/check.h"
@@ -25,16 +33,42 @@
 namespace fragile::cuda {
 namespace {
 
+// The private pool of one recording: routed to while recording, reserved until released.
+class GraphPool {
+ public:
+  GraphPool() : id_(begin_graph_pool()) {}
+  ~GraphPool() {
+    stop_routing();
+    if (!kept_) release_graph_pool(id_);
+  }
+  void stop_routing() {
+    if (routing_) end_graph_pool();
+    routing_ = false;
+  }
+  // Hands the reservation over to the recording (released in its destructor).
+  int keep() {
+    kept_ = true;
+    return id_;
+  }
+
+ private:
+  int id_;
+  bool routing_ = true, kept_ = false;
+};
+
 class CudaGraphComputation final : public CapturedComputation {
  public:
   CudaGraphComputation(std::vector<Tensor> inputs, std::vector<Tensor> outputs,
-                       cudaGraphExec_t exec, int pool)
-      : inputs_(std::move(inputs)), outputs_(std::move(outputs)), exec_(exec), pool_(pool) {}
+                       std::vector<std::shared_ptr<Storage>> kept_alive, cudaGraphExec_t exec,
+                       int pool)
+      : inputs_(std::move(inputs)), outputs_(std::move(outputs)),
+        kept_alive_(std::move(kept_alive)), exec_(exec), pool_(pool) {}
 
   ~CudaGraphComputation() override {
     (void)cudaGraphExecDestroy(exec_);
     outputs_.clear();
     inputs_.clear();
+    kept_alive_.clear();
     release_graph_pool(pool_);  // later work on the stream is queued after any last replay
   }
 
@@ -56,15 +90,32 @@ class CudaGraphComputation final : public CapturedComputation {
 
  private:
   std::vector<Tensor> inputs_, outputs_;  // the recorded buffers
+  std::vector<std::shared_ptr<Storage>> kept_alive_;  // every other buffer the graph touches
   cudaGraphExec_t exec_;
   int pool_;
 };
+
+// Strong references to the observed storages still alive, each once.
+std::vector<std::shared_ptr<Storage>> still_alive(const std::vector<std::weak_ptr<Storage>>& seen) {
+  std::vector<std::shared_ptr<Storage>> alive;
+  for (const auto& w : seen) {
+    if (auto s = w.lock()) alive.push_back(std::move(s));
+  }
+  std::sort(alive.begin(), alive.end());
+  alive.erase(std::unique(alive.begin(), alive.end()), alive.end());
+  return alive;
+}
 
 }  // namespace
 
 std::unique_ptr<CapturedComputation> CudaBackend::capture(const DeviceComputation& fn,
                                                           const std::vector<Tensor>& inputs,
                                                           std::string* why_not) {
+  auto refuse = [&](const std::string& why) -> std::unique_ptr<CapturedComputation> {
+    (void)cudaGetLastError();  // an invalidated capture leaves an error behind
+    if (why_not) *why_not = "CUDA Graph capture failed: " + why;
+    return nullptr;
+  };
   // The recording's own input buffers, allocated from the shared cache before capturing.
   std::vector<Tensor> recorded_inputs;
   for (const Tensor& t : inputs) {
@@ -75,18 +126,23 @@ std::unique_ptr<CapturedComputation> CudaBackend::capture(const DeviceComputatio
   }
   synchronize();  // surfaces any earlier asynchronous error before the capture, not inside it
 
-  const int pool = begin_graph_pool();
+  GraphPool pool;
   std::string failure;
   std::vector<Tensor> outputs;
-  FRAGILE_CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeRelaxed));
+  std::vector<std::weak_ptr<Storage>> seen;
+  const cudaError_t began = cudaStreamBeginCapture(stream(), cudaStreamCaptureModeRelaxed);
+  if (began != cudaSuccess) return refuse(std::string("begin: ") + cudaGetErrorString(began));
   try {
+    StorageObserver observe(&seen);
     for (const Tensor& t : fn(recorded_inputs)) outputs.push_back(t.detach());
   } catch (const std::exception& e) {
     failure = e.what();
+  } catch (...) {
+    failure = "the computation threw a non-standard exception";
   }
   cudaGraph_t graph = nullptr;
   const cudaError_t ended = cudaStreamEndCapture(stream(), &graph);
-  end_graph_pool();
+  pool.stop_routing();
   cudaGraphExec_t exec = nullptr;
   if (failure.empty() && ended != cudaSuccess) failure = cudaGetErrorString(ended);
   if (failure.empty()) {
@@ -95,14 +151,11 @@ std::unique_ptr<CapturedComputation> CudaBackend::capture(const DeviceComputatio
   }
   if (graph != nullptr) (void)cudaGraphDestroy(graph);
   if (!failure.empty()) {
-    (void)cudaGetLastError();  // an invalidated capture leaves an error behind
-    outputs.clear();
-    release_graph_pool(pool);
-    if (why_not) *why_not = "CUDA Graph capture failed: " + failure;
-    return nullptr;
+    outputs.clear();  // before the pool is released (GraphPool's destructor)
+    return refuse(failure);
   }
   return std::make_unique<CudaGraphComputation>(std::move(recorded_inputs), std::move(outputs),
-                                                exec, pool);
+                                                still_alive(seen), exec, pool.keep());
 }
 
 }  // namespace fragile::cuda

@@ -1,5 +1,7 @@
 #include "tests/support/emulated_cuda.h"
 
+#include <limits>
+
 #include "core/error.h"
 #include "kernels/cpu/cpu_backend.h"
 
@@ -219,7 +221,11 @@ std::unique_ptr<CapturedComputation> EmulatedCuda::capture(const DeviceComputati
   }
   recording = true;
   try {
-    for (const Tensor& t : fn(recorded_inputs)) outputs.push_back(t.detach().clone_data());
+    for (const Tensor& t : fn(recorded_inputs)) {
+      // A real recording computes nothing: its outputs hold garbage until the first run().
+      outputs.push_back(Tensor::empty(t.shape(), t.dtype(), Device::CUDA));
+      host().fill(outputs.back(), std::numeric_limits<double>::quiet_NaN());
+    }
   } catch (const std::exception& e) {
     recording = false;
     if (why_not) *why_not = std::string("CUDA Graph capture failed: ") + e.what();

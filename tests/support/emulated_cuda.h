@@ -62,9 +62,12 @@ class EmulatedCuda final : public Backend {
 
   // Graph capture, emulated: what a recording does to its buffers, without the recording.
   // The computation runs once at capture (as the host code does while a real capture
-  // records) and again at every run(), on the recorded input buffers, its results copied
-  // into the recorded output buffers that every run() returns. A host<->device transfer
-  // while capturing or replaying throws, as it makes a real capture fail.
+  // records; the output buffers are then NaN, as a real recording computes nothing) and
+  // again at every run(), on the recorded input buffers, its results copied into the
+  // recorded output buffers that every run() returns. A host<->device transfer while
+  // capturing or replaying throws, as it makes a real capture fail. What it cannot see: host
+  // decisions inside the computation that change between runs, which a real recording would
+  // freeze at their capture-time values.
   std::unique_ptr<CapturedComputation> capture(const DeviceComputation& fn,
                                                const std::vector<Tensor>& inputs,
                                                std::string* why_not) override;
