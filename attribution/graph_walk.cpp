@@ -134,9 +134,11 @@ Tensor class_mask(const std::vector<int64_t>& classes, int64_t k, const Tensor& 
     FRAGILE_CHECK(classes[n] >= 0 && classes[n] < k, "attribute: class ", classes[n],
                   " of image ", n, " is outside [0, ", k, ")");
   }
-  Tensor idx = Tensor::from_int64(classes, {static_cast<int64_t>(classes.size())});
-  Tensor h = one_hot(idx, k, like.dtype());
-  if (like.device() == Device::CPU) return h;
+  auto host_mask = [&] {
+    const Tensor idx = Tensor::from_int64(classes, {static_cast<int64_t>(classes.size())});
+    return one_hot(idx, k, like.dtype());
+  };
+  if (like.device() == Device::CPU) return host_mask();
   // On a GPU the mask is an upload: a stall in every iteration of an attack, which asks for
   // the same few class lists P times (the labels; IG's full and last chunks repeat them).
   // The most recent masks are kept (masks are never written in place).
@@ -157,7 +159,7 @@ Tensor class_mask(const std::vector<int64_t>& classes, int64_t k, const Tensor& 
     }
   }
   if (cache.size() == kKept) cache.pop_back();
-  cache.insert(cache.begin(), Cached{classes, k, like.dtype(), h.to(like.device())});
+  cache.insert(cache.begin(), Cached{classes, k, like.dtype(), host_mask().to(like.device())});
   return cache.front().mask;
 }
 
