@@ -12,6 +12,7 @@
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/pool_geom.h"
 #include "kernels/cuda/tensor_util.h"
 
@@ -95,10 +96,9 @@ void CudaBackend::avg_pool2d(const Tensor& x_in, Tensor& out, const Pool2dParams
   if (total == 0) return;
   const Tensor x = contiguous(x_in);
   FRAGILE_DISPATCH_FLOAT(out.dtype(), "cuda avg_pool2d", [&] {
-    avg_pool_kernel<scalar_t><<<grid_for(total, kThreads), kThreads, 0, stream()>>>(
+    launch(avg_pool_kernel<scalar_t>, grid_for(total, kThreads), kThreads)(
         g, p.count_include_pad, x.data<scalar_t>(), out.data<scalar_t>());
   });
-  FRAGILE_CUDA_LAUNCH_CHECK();
 }
 
 void CudaBackend::avg_pool2d_backward(const Tensor& grad_in, Tensor& out, const Pool2dParams& p) {
@@ -108,10 +108,9 @@ void CudaBackend::avg_pool2d_backward(const Tensor& grad_in, Tensor& out, const 
   if (total == 0) return;
   const Tensor grad = contiguous(grad_in);
   FRAGILE_DISPATCH_FLOAT(out.dtype(), "cuda avg_pool2d_backward", [&] {
-    avg_pool_backward_kernel<scalar_t><<<grid_for(total, kThreads), kThreads, 0, stream()>>>(
+    launch(avg_pool_backward_kernel<scalar_t>, grid_for(total, kThreads), kThreads)(
         g, p.count_include_pad, grad.data<scalar_t>(), out.data<scalar_t>());
   });
-  FRAGILE_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace fragile::cuda

@@ -39,6 +39,5 @@ namespace fragile::cuda::detail {
       ::fragile::cuda::detail::throw_cudnn_error(fragile_status_, #expr, __FILE__, __LINE__); \
   } while (0)
 
-// After a <<<...>>> launch: catches bad launch configurations immediately (asynchronous
-// faults inside the kernel surface at the next synchronising call).
-#define FRAGILE_CUDA_LAUNCH_CHECK() FRAGILE_CUDA_CHECK(cudaGetLastError())
+// Kernel launches are checked by launch() (kernels/cuda/launch.cuh): a bad configuration is
+// caught at once; faults inside a kernel surface at the next synchronising call.

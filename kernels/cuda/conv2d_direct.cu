@@ -12,6 +12,7 @@
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/conv2d_direct.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace fragile::cuda {
 namespace {
@@ -126,10 +127,9 @@ void conv2d_direct_forward(const Tensor& x, const Tensor& w, Tensor& out, const 
   const int64_t n = out.numel();
   if (n == 0) return;
   FRAGILE_DISPATCH_FLOAT(x.dtype(), "conv2d_direct", [&] {
-    direct_forward<scalar_t><<<grid_for(n, kBlock), kBlock, 0, stream()>>>(
+    launch(direct_forward<scalar_t>, grid_for(n, kBlock), kBlock)(
         g, x.data<scalar_t>(), w.data<scalar_t>(), out.data<scalar_t>());
   });
-  FRAGILE_CUDA_LAUNCH_CHECK();
 }
 
 void conv2d_direct_backward_input(const Tensor& grad, const Tensor& w, Tensor& out,
@@ -138,10 +138,9 @@ void conv2d_direct_backward_input(const Tensor& grad, const Tensor& w, Tensor& o
   const int64_t n = out.numel();
   if (n == 0) return;
   FRAGILE_DISPATCH_FLOAT(out.dtype(), "conv2d_direct", [&] {
-    direct_backward_input<scalar_t><<<grid_for(n, kBlock), kBlock, 0, stream()>>>(
+    launch(direct_backward_input<scalar_t>, grid_for(n, kBlock), kBlock)(
         g, grad.data<scalar_t>(), w.data<scalar_t>(), out.data<scalar_t>());
   });
-  FRAGILE_CUDA_LAUNCH_CHECK();
 }
 
 void conv2d_direct_backward_weight(const Tensor& x, const Tensor& grad, Tensor& out,
@@ -151,10 +150,9 @@ void conv2d_direct_backward_weight(const Tensor& x, const Tensor& grad, Tensor& 
   if (n == 0) return;
   FRAGILE_CHECK(n <= 0x7fffffff, "conv2d_direct: too many weights");
   FRAGILE_DISPATCH_FLOAT(out.dtype(), "conv2d_direct", [&] {
-    direct_backward_weight<scalar_t><<<static_cast<unsigned>(n), kBlock, 0, stream()>>>(
+    launch(direct_backward_weight<scalar_t>, static_cast<unsigned>(n), kBlock)(
         g, x.data<scalar_t>(), grad.data<scalar_t>(), out.data<scalar_t>());
   });
-  FRAGILE_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace fragile::cuda

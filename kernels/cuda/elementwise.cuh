@@ -25,6 +25,7 @@
 #include "core/tensor.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/context.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace fragile::cuda {
 
@@ -158,9 +159,8 @@ void launch_strided_leaf(const F& f, const Shape& sizes, const std::array<Shape,
     ix.sizes[d] = static_cast<IndexT>(sizes[src]);
     for (int k = 0; k < N; ++k) ix.strides[d][k] = st[k][src];
   }
-  map_strided_kernel<F, IndexT, O, In...>
-      <<<grid_for(n, kThreads), kThreads, 0, stream()>>>(f, ix, static_cast<IndexT>(n), out, in...);
-  FRAGILE_CUDA_LAUNCH_CHECK();
+  launch(map_strided_kernel<F, IndexT, O, In...>, grid_for(n, kThreads), kThreads)(
+      f, ix, static_cast<IndexT>(n), out, in...);
 }
 
 template <int N, class F, class O, size_t... K, class... In>
@@ -200,13 +200,12 @@ void map(const F& f, const Shape& shape, Arg<O> out, Arg<const In>... in) {
     const bool vec = n >= V && detail::aligned_to(out.ptr, sizeof(O) * V) &&
                      (detail::aligned_to(in.ptr, sizeof(In) * V) && ...);
     if (vec) {
-      map_contig_kernel<V, F, O, In...>
-          <<<grid_for(n / V, kThreads), kThreads, 0, stream()>>>(f, out.ptr, n, in.ptr...);
+      launch(map_contig_kernel<V, F, O, In...>, grid_for(n / V, kThreads), kThreads)(
+          f, out.ptr, n, in.ptr...);
     } else {
-      map_contig_kernel<1, F, O, In...>
-          <<<grid_for(n, kThreads), kThreads, 0, stream()>>>(f, out.ptr, n, in.ptr...);
+      launch(map_contig_kernel<1, F, O, In...>, grid_for(n, kThreads), kThreads)(
+          f, out.ptr, n, in.ptr...);
     }
-    FRAGILE_CUDA_LAUNCH_CHECK();
     return;
   }
   detail::launch_strided<N>(std::index_sequence_for<In...>{}, f, g.sizes, g.strides, out.ptr,

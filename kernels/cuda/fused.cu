@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "kernels/cuda/elementwise.cuh"
 #include "kernels/cuda/fused.h"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/tensor_util.h"
 #include "kernels/functors/binary.h"
 #include "kernels/functors/unary.h"
@@ -83,10 +84,9 @@ void softplus_forward_backward(const Tensor& x_in, double beta, Tensor& value, T
   if (n == 0) return;
   const Tensor x = contiguous(x_in);
   FRAGILE_DISPATCH_FLOAT(x.dtype(), what, [&] {
-    softplus_fwd_bwd_kernel<scalar_t><<<grid_for(n, kBlock), kBlock, 0, stream()>>>(
+    launch(softplus_fwd_bwd_kernel<scalar_t>, grid_for(n, kBlock), kBlock)(
         n, beta, x.data<scalar_t>(), value.data<scalar_t>(), sig.data<scalar_t>());
   });
-  FRAGILE_CUDA_LAUNCH_CHECK();
 }
 
 void softplus_double_backward(const Tensor& u_in, const Tensor& g_in, const Tensor& x_in,
@@ -101,11 +101,10 @@ void softplus_double_backward(const Tensor& u_in, const Tensor& g_in, const Tens
   if (n == 0) return;
   const Tensor u = contiguous(u_in), g = contiguous(g_in), x = contiguous(x_in);
   FRAGILE_DISPATCH_FLOAT(x.dtype(), what, [&] {
-    softplus_double_backward_kernel<scalar_t><<<grid_for(n, kBlock), kBlock, 0, stream()>>>(
+    launch(softplus_double_backward_kernel<scalar_t>, grid_for(n, kBlock), kBlock)(
         n, beta, u.data<scalar_t>(), g.data<scalar_t>(), x.data<scalar_t>(),
         grad_g.data<scalar_t>(), grad_x.data<scalar_t>());
   });
-  FRAGILE_CUDA_LAUNCH_CHECK();
 }
 
 void ig_accumulate(Tensor& acc, const Tensor& g, double w) {

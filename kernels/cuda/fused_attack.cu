@@ -16,6 +16,7 @@
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/tensor_util.h"
 #include "kernels/functors/attack.h"
 
@@ -151,11 +152,10 @@ void CudaBackend::attack_step(const Tensor& x_in, const Tensor& d_in, const Tens
   sp.plane = n / (out.size(0) * channels);
   const Tensor x = contiguous(x_in), d = contiguous(d_in), x0 = contiguous(x0_in);
   FRAGILE_DISPATCH_FLOAT(out.dtype(), what, [&] {
-    attack_step_kernel<scalar_t><<<grid_for(n, kBlock), kBlock, 0, stream()>>>(
+    launch(attack_step_kernel<scalar_t>, grid_for(n, kBlock), kBlock)(
         n, sp, x.data<scalar_t>(), d.data<scalar_t>(), x0.data<scalar_t>(),
         out.data<scalar_t>());
   });
-  FRAGILE_CUDA_LAUNCH_CHECK();
 }
 
 void CudaBackend::saliency_moments(const Tensor& a_in, const Tensor& w_in, Tensor& out) {
@@ -174,13 +174,11 @@ void CudaBackend::saliency_moments(const Tensor& a_in, const Tensor& w_in, Tenso
   FRAGILE_DISPATCH_FLOAT(out.dtype(), what, [&] {
     using T = scalar_t;
     const dim3 grid(static_cast<unsigned>(per_image), static_cast<unsigned>(n));
-    saliency_moments_partial<T><<<grid, kBlock, 0, stream()>>>(
+    launch(saliency_moments_partial<T>, grid, kBlock)(
         a.data<T>(), w.data<T>(), channels, hw, k, w_stride, partial.data<double>());
-    FRAGILE_CUDA_LAUNCH_CHECK();
-    saliency_moments_finish<T><<<static_cast<unsigned>(n), kBlock, 0, stream()>>>(
+    launch(saliency_moments_finish<T>, static_cast<unsigned>(n), kBlock)(
         partial.data<double>(), per_image, k, out.data<T>());
   });
-  FRAGILE_CUDA_LAUNCH_CHECK();
 }
 
 void CudaBackend::saliency_moments_backward(const Tensor& g_in, const Tensor& a_in,
@@ -197,11 +195,10 @@ void CudaBackend::saliency_moments_backward(const Tensor& g_in, const Tensor& a_
   const int64_t w_stride = w_in.size(0) == 1 ? 0 : k * hw;
   FRAGILE_DISPATCH_FLOAT(out.dtype(), what, [&] {
     using T = scalar_t;
-    saliency_moments_backward_kernel<T><<<grid_for(n, kBlock), kBlock, 0, stream()>>>(
+    launch(saliency_moments_backward_kernel<T>, grid_for(n, kBlock), kBlock)(
         n, g.data<T>(), a.data<T>(), w.data<T>(), m.data<T>(), channels, hw, k, w_stride,
         out.data<T>());
   });
-  FRAGILE_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace fragile::cuda

@@ -18,6 +18,7 @@
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/pool_geom.h"
 #include "kernels/cuda/tensor_util.h"
 
@@ -115,10 +116,9 @@ void CudaBackend::max_pool2d(const Tensor& x_in, Tensor& out, Tensor& indices,
   if (total == 0) return;
   const Tensor x = contiguous(x_in);
   FRAGILE_DISPATCH_FLOAT(out.dtype(), "cuda max_pool2d", [&] {
-    max_pool_kernel<scalar_t><<<grid_for(total, kThreads), kThreads, 0, stream()>>>(
+    launch(max_pool_kernel<scalar_t>, grid_for(total, kThreads), kThreads)(
         g, x.data<scalar_t>(), out.data<scalar_t>(), indices.data<int64_t>());
   });
-  FRAGILE_CUDA_LAUNCH_CHECK();
 }
 
 void CudaBackend::max_pool2d_scatter(const Tensor& grad_in, const Tensor& indices_in,
@@ -133,10 +133,9 @@ void CudaBackend::max_pool2d_scatter(const Tensor& grad_in, const Tensor& indice
   const Tensor grad = contiguous(grad_in), indices = contiguous(indices_in);
   const int64_t HW = out.size(2) * out.size(3), HoWo = grad.size(2) * grad.size(3);
   FRAGILE_DISPATCH_FLOAT(out.dtype(), "cuda max_pool2d_scatter", [&] {
-    scatter_kernel<scalar_t><<<grid_for(total, kThreads), kThreads, 0, stream()>>>(
+    launch(scatter_kernel<scalar_t>, grid_for(total, kThreads), kThreads)(
         total, HW, HoWo, grad.data<scalar_t>(), indices.data<int64_t>(), out.data<scalar_t>());
   });
-  FRAGILE_CUDA_LAUNCH_CHECK();
 }
 
 void CudaBackend::max_pool2d_gather(const Tensor& x_in, const Tensor& indices_in, Tensor& out) {
@@ -147,10 +146,9 @@ void CudaBackend::max_pool2d_gather(const Tensor& x_in, const Tensor& indices_in
   const Tensor x = contiguous(x_in), indices = contiguous(indices_in);
   const int64_t HW = x.size(2) * x.size(3), HoWo = out.size(2) * out.size(3);
   FRAGILE_DISPATCH_FLOAT(out.dtype(), "cuda max_pool2d_gather", [&] {
-    gather_kernel<scalar_t><<<grid_for(total, kThreads), kThreads, 0, stream()>>>(
+    launch(gather_kernel<scalar_t>, grid_for(total, kThreads), kThreads)(
         total, HW, HoWo, x.data<scalar_t>(), indices.data<int64_t>(), out.data<scalar_t>());
   });
-  FRAGILE_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace fragile::cuda

@@ -27,6 +27,7 @@
 #include "core/error.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/elementwise.cuh"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/tensor_util.h"
 
 namespace fragile::cuda {
@@ -124,8 +125,7 @@ void reduce_inner(const T* x, int64_t M, int64_t K, int64_t rs, int64_t es, T* o
   if (K <= 64 || (K <= 1024 && M >= target_blocks)) {
     const dim3 block(32, kRowsPerBlock);
     const int64_t grid = std::min<int64_t>(ceil_div(M, kRowsPerBlock), target_blocks * 8);
-    reduce_rows_warp<Op><<<grid, block, 0, stream()>>>(x, M, K, rs, es, out);
-    FRAGILE_CUDA_LAUNCH_CHECK();
+    launch(reduce_rows_warp<Op, T, T>, grid, block)(x, M, K, rs, es, out);
     return;
   }
   int64_t chunks = std::clamp<int64_t>(ceil_div(target_blocks, M), 1, ceil_div(K, 4096));
@@ -134,17 +134,15 @@ void reduce_inner(const T* x, int64_t M, int64_t K, int64_t rs, int64_t es, T* o
   FRAGILE_CHECK(M <= std::numeric_limits<int32_t>::max(), "cuda reduce: too many rows");
   const dim3 grid(static_cast<unsigned>(M), static_cast<unsigned>(chunks));
   if (chunks == 1) {
-    reduce_rows_block<Op><<<grid, kBlock, 0, stream()>>>(x, K, rs, es, chunk_len, out);
-    FRAGILE_CUDA_LAUNCH_CHECK();
+    launch(reduce_rows_block<Op, T, T>, grid, kBlock)(x, K, rs, es, chunk_len, out);
     return;
   }
   Tensor partial = empty_device({M, chunks}, DType::Float64);
   double* pp = partial.data<double>();
-  reduce_rows_block<Op><<<grid, kBlock, 0, stream()>>>(x, K, rs, es, chunk_len, pp);
-  FRAGILE_CUDA_LAUNCH_CHECK();
-  reduce_rows_warp<Op><<<std::min<int64_t>(ceil_div(M, kRowsPerBlock), target_blocks * 8),
-                         dim3(32, kRowsPerBlock), 0, stream()>>>(pp, M, chunks, chunks, 1, out);
-  FRAGILE_CUDA_LAUNCH_CHECK();
+  launch(reduce_rows_block<Op, T, double>, grid, kBlock)(x, K, rs, es, chunk_len, pp);
+  const int64_t fold_grid = std::min<int64_t>(ceil_div(M, kRowsPerBlock), target_blocks * 8);
+  launch(reduce_rows_warp<Op, double, T>, fold_grid, dim3(32, kRowsPerBlock))(pp, M, chunks,
+                                                                             chunks, 1, out);
 }
 
 // [K, M] with M contiguous and row stride ks -> out[M].
@@ -159,17 +157,14 @@ void reduce_outer(const T* x, int64_t K, int64_t M, int64_t ks, T* out) {
   const dim3 block(32, kColLanes);
   const dim3 grid(static_cast<unsigned>(col_blocks), static_cast<unsigned>(chunks));
   if (chunks == 1) {
-    reduce_cols<Op><<<grid, block, 0, stream()>>>(x, K, M, ks, chunk_len, out);
-    FRAGILE_CUDA_LAUNCH_CHECK();
+    launch(reduce_cols<Op, T, T>, grid, block)(x, K, M, ks, chunk_len, out);
     return;
   }
   Tensor partial = empty_device({chunks, M}, DType::Float64);
   double* pp = partial.data<double>();
-  reduce_cols<Op><<<grid, block, 0, stream()>>>(x, K, M, ks, chunk_len, pp);
-  FRAGILE_CUDA_LAUNCH_CHECK();
-  reduce_cols<Op><<<dim3(static_cast<unsigned>(col_blocks), 1), block, 0, stream()>>>(
+  launch(reduce_cols<Op, T, double>, grid, block)(x, K, M, ks, chunk_len, pp);
+  launch(reduce_cols<Op, double, T>, dim3(static_cast<unsigned>(col_blocks), 1), block)(
       pp, chunks, M, M, chunks, out);
-  FRAGILE_CUDA_LAUNCH_CHECK();
 }
 
 template <class Op, class T>

@@ -20,6 +20,7 @@
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/tensor_util.h"
 #include "kernels/functors/softmax.h"
 
@@ -183,13 +184,12 @@ void CudaBackend::softmax(const Tensor& x_in, int64_t dim, bool log, Tensor& out
       constexpr int R = decltype(r_tag)::value;
       constexpr bool kLog = decltype(log_tag)::value;
       if constexpr (R == 0)
-        softmax_columns<T, kLog><<<column_grid(geo), kBlock, 0, stream()>>>(xp, yp, geo);
+        launch(softmax_columns<T, kLog>, column_grid(geo), kBlock)(xp, yp, geo);
       else
-        softmax_rows<T, R, kLog><<<row_grid(geo.outer, R), kBlock, 0, stream()>>>(
+        launch(softmax_rows<T, R, kLog>, row_grid(geo.outer, R), kBlock)(
             xp, yp, geo.outer, geo.len);
     });
   });
-  FRAGILE_CUDA_LAUNCH_CHECK();
 }
 
 void CudaBackend::softmax_backward(const Tensor& g_in, const Tensor& y_in, int64_t dim, bool log,
@@ -205,14 +205,12 @@ void CudaBackend::softmax_backward(const Tensor& g_in, const Tensor& y_in, int64
       constexpr int R = decltype(r_tag)::value;
       constexpr bool kLog = decltype(log_tag)::value;
       if constexpr (R == 0)
-        softmax_backward_columns<T, kLog><<<column_grid(geo), kBlock, 0, stream()>>>(gp, yp, dp,
-                                                                                       geo);
+        launch(softmax_backward_columns<T, kLog>, column_grid(geo), kBlock)(gp, yp, dp, geo);
       else
-        softmax_backward_rows<T, R, kLog><<<row_grid(geo.outer, R), kBlock, 0, stream()>>>(
+        launch(softmax_backward_rows<T, R, kLog>, row_grid(geo.outer, R), kBlock)(
             gp, yp, dp, geo.outer, geo.len);
     });
   });
-  FRAGILE_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace fragile::cuda

@@ -11,6 +11,7 @@
 #include "attribution/attribution.h"
 #include "core/autograd.h"
 #include "core/backend.h"
+#include "tests/gpu/gpu_device.h"
 #include "core/ops.h"
 #include "nn/image.h"
 #include "nn/model_info.h"
@@ -48,7 +49,7 @@ Model load(const std::string& path, const std::string& image) {
 }
 
 TEST(CudaModels, SqueezeNetScoresGradientsAndMapsMatchTheCpu) {
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   Model m = load(kSqueezeNet, std::string(FRAGILE_SHARED_DIR) + "/images/chelsea.png");
   const nn::Session cpu(m.model, DType::Float32, Device::CPU);
   const nn::Session gpu(m.model, DType::Float32, Device::CUDA);
@@ -72,7 +73,7 @@ TEST(CudaModels, SqueezeNetScoresGradientsAndMapsMatchTheCpu) {
 }
 
 TEST(CudaModels, HostInputRequiringGradIsRefused) {
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   Model m = load(kFashion, std::string(FRAGILE_SOURCE_DIR) +
                                "/tools/models/fashion_samples/test0_ankle_boot.png");
   const nn::Session gpu(m.model, DType::Float32, Device::CUDA);
@@ -82,7 +83,7 @@ TEST(CudaModels, HostInputRequiringGradIsRefused) {
 }
 
 TEST(CudaModels, AttacksMatchTheCpu) {
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   Model m = load(kFashion, std::string(FRAGILE_SOURCE_DIR) +
                                "/tools/models/fashion_samples/test0_ankle_boot.png");
   const nn::Session cpu(m.model, DType::Float64, Device::CPU);
@@ -120,7 +121,7 @@ TEST(CudaModels, AttacksMatchTheCpu) {
 // the same labels kept and nearly the same iterates (float32 sums may differ in order between
 // cuDNN algorithms, so a rare sign flip of a near-zero direction component is tolerated).
 TEST(CudaModels, SqueezeNetAttackRecordedAsAGraph) {
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   Model m = load(kSqueezeNet, std::string(FRAGILE_SHARED_DIR) + "/images/chelsea.png");
   const nn::Session gpu(m.model, DType::Float32, Device::CUDA);
   const attacks::PixelSpace space = attacks::PixelSpace::from_preprocess(m.pre, m.x.size(1));

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "tests/gpu/gpu_device.h"
 #include "core/error.h"
 #include "core/tensor.h"
 #include "kernels/cuda/allocator.h"
@@ -125,13 +126,13 @@ class CudaParity : public ::testing::TestWithParam<DType> {
 // ---- copies, fill, allocator --------------------------------------------------------------
 
 TEST_P(CudaParity, CopyRoundTripContiguous) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   const Tensor h = Tensor::randn({3, 5, 7}, rng, dt());
   expect_close(to_host(to_device(h)), h, Tol{0, 0}, "round trip");
 }
 
 TEST_P(CudaParity, CopyStridedAndConverting) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   Pair p = randn({4, 6, 5}, dt(), rng);
   // strided host source -> contiguous device
   Pair t = transposed(p);  // [4, 5, 6]
@@ -170,14 +171,14 @@ TEST_P(CudaParity, CopyStridedAndConverting) {
 }
 
 TEST_P(CudaParity, CopyRejectsShapeMismatch) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   Tensor a = Tensor::empty({2, 3}, dt(), Device::CUDA);
   Tensor b = Tensor::empty({3, 2}, dt(), Device::CUDA);
   EXPECT_THROW(gpu().copy(a, b), Error);
 }
 
 TEST_P(CudaParity, Fill) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   for (double v : {0.0, -2.5}) {
     Tensor d = Tensor::empty({5, 7}, dt(), Device::CUDA);
     gpu().fill(d, v);
@@ -195,7 +196,7 @@ TEST_P(CudaParity, Fill) {
 }
 
 TEST_P(CudaParity, CachingAllocatorReusesBlocks) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   gpu();
   { Tensor warm = Tensor::empty({1000, 10}, dt(), Device::CUDA); }
   const int64_t before = cuda::cache_stats().device_allocations;
@@ -215,7 +216,7 @@ struct UnaryCase {
 };
 
 TEST_P(CudaParity, UnaryAllOps) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   const double inf = INFINITY;
   const std::vector<UnaryCase> cases = {
       {UnaryOp::Neg, {}, false, "neg"},
@@ -248,7 +249,7 @@ TEST_P(CudaParity, UnaryAllOps) {
 }
 
 TEST_P(CudaParity, BinaryAllOpsWithBroadcast) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   const std::vector<std::pair<BinaryOp, const char*>> ops = {
       {BinaryOp::Add, "add"}, {BinaryOp::Sub, "sub"}, {BinaryOp::Mul, "mul"},
       {BinaryOp::Div, "div"}, {BinaryOp::Pow, "pow"}, {BinaryOp::Eq, "eq"},
@@ -277,7 +278,7 @@ TEST_P(CudaParity, BinaryAllOpsWithBroadcast) {
 }
 
 TEST_P(CudaParity, Where) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   const Shape s = {7, 9, 5};
   Pair cond = coarse(s, dt(), rng);  // zeros and non-zeros
   Pair a = randn(s, dt(), rng);
@@ -289,7 +290,7 @@ TEST_P(CudaParity, Where) {
 }
 
 TEST_P(CudaParity, ElementwiseManyDims) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   // 10 dims of extent 2, permuted so no two dims merge: exercises the > 8 dims split.
   Shape s(10, 2), st(10);
   for (int i = 0; i < 10; ++i) st[i] = int64_t{1} << i;  // reversed strides: nothing merges
@@ -304,7 +305,7 @@ TEST_P(CudaParity, ElementwiseManyDims) {
 // ---- reductions -------------------------------------------------------------------------
 
 TEST_P(CudaParity, ReduceSumMaxOverDimSets) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   const Shape s = {3, 4, 5, 6};
   const std::vector<std::vector<int64_t>> dim_sets = {
       {}, {0}, {3}, {1, 2}, {0, 2}, {0, 3}, {2, 3}, {0, 1}, {0, 1, 2, 3}, {1, 3}};
@@ -327,7 +328,7 @@ TEST_P(CudaParity, ReduceSumMaxOverDimSets) {
 }
 
 TEST_P(CudaParity, ReduceLargeShapes) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   // Long rows with few outputs (chunked two-pass), long columns (outer case, chunked),
   // medium rows (block per row) and a full reduction of a large tensor.
   struct Case {
@@ -357,7 +358,7 @@ TEST_P(CudaParity, ReduceLargeShapes) {
 // ---- matmul -----------------------------------------------------------------------------
 
 TEST_P(CudaParity, MatmulLayouts) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   const int64_t B = 3, M = 17, K = 33, N = 9;
   Pair a = randn({B, M, K}, dt(), rng), b = randn({B, K, N}, dt(), rng);
   Pair at = transposed(randn({B, K, M}, dt(), rng));  // [B, M, K] column-major
@@ -409,7 +410,7 @@ Shape conv_out_shape(const ConvCase& c) {
 }
 
 TEST_P(CudaParity, Conv2dForward) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   for (const auto& c : conv_cases()) {
     Pair x = randn(c.x, dt(), rng), w = randn(c.w, dt(), rng);
     Outs o = empty_pair(conv_out_shape(c), dt());
@@ -420,7 +421,7 @@ TEST_P(CudaParity, Conv2dForward) {
 }
 
 TEST_P(CudaParity, Conv2dForwardStridedInput) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   const ConvCase c = conv_cases()[0];
   Pair base = randn({c.x[0], c.x[1], c.x[3], c.x[2]}, dt(), rng);
   Pair x = transposed(base);  // H and W swapped: a non-contiguous [N, C, H, W] view
@@ -432,7 +433,7 @@ TEST_P(CudaParity, Conv2dForwardStridedInput) {
 }
 
 TEST_P(CudaParity, Conv2dBackwardInput) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   for (const auto& c : conv_cases()) {
     Pair g = randn(conv_out_shape(c), dt(), rng), w = randn(c.w, dt(), rng);
     Outs o = empty_pair(c.x, dt());
@@ -443,7 +444,7 @@ TEST_P(CudaParity, Conv2dBackwardInput) {
 }
 
 TEST_P(CudaParity, Conv2dBackwardWeight) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   for (const auto& c : conv_cases()) {
     Pair x = randn(c.x, dt(), rng), g = randn(conv_out_shape(c), dt(), rng);
     Outs o = empty_pair(c.w, dt());
@@ -472,7 +473,7 @@ Shape pool_out_shape(const Shape& x, const Pool2dParams& p) {
 }
 
 TEST_P(CudaParity, MaxPool2dValuesAndIndices) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   const Shape xs = {2, 3, 11, 10};
   int i = 0;
   for (const auto& p : pool_cases()) {
@@ -501,7 +502,7 @@ TEST_P(CudaParity, MaxPool2dValuesAndIndices) {
 }
 
 TEST_P(CudaParity, AvgPool2dForwardBackward) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   const Shape xs = {2, 3, 11, 10};
   int i = 0;
   for (const auto& p : pool_cases()) {
@@ -523,7 +524,7 @@ TEST_P(CudaParity, AvgPool2dForwardBackward) {
 // ---- fused kernels ----------------------------------------------------------------------
 
 TEST_P(CudaParity, FusedSoftplusForwardBackward) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   const double beta = 3.0;
   Pair x = randn({41, 13}, dt(), rng);
   Outs value = empty_pair({41, 13}, dt()), sig = empty_pair({41, 13}, dt());
@@ -536,7 +537,7 @@ TEST_P(CudaParity, FusedSoftplusForwardBackward) {
 }
 
 TEST_P(CudaParity, FusedSoftplusDoubleBackward) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   const double beta = 2.0;
   const Shape s = {23, 17};
   Pair u = randn(s, dt(), rng), g = randn(s, dt(), rng), x = randn(s, dt(), rng);
@@ -551,7 +552,7 @@ TEST_P(CudaParity, FusedSoftplusDoubleBackward) {
 }
 
 TEST_P(CudaParity, FusedAttackStep) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   // Two images, three channels with their own step, ball and box (as ImageNet preprocessing
   // gives): the CPU backend's loop over the same functor is the reference.
   const Shape s = {2, 3, 5, 7};
@@ -573,7 +574,7 @@ TEST_P(CudaParity, FusedAttackStep) {
 }
 
 TEST_P(CudaParity, FusedSaliencyMoments) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   // Per-image masks (top-k / targeted) and shared coordinate maps (centre of mass), a map
   // large enough for several blocks per image, and an all-zero image (total 0).
   for (const int64_t wn : {int64_t{3}, int64_t{1}}) {
@@ -601,7 +602,7 @@ TEST_P(CudaParity, FusedSaliencyMoments) {
 // (one warp per row), long rows (one block per row: 1000 ImageNet classes, 5000), rows over
 // a middle dim and over dim 0 (strided columns), plus huge logits (the max shift).
 TEST_P(CudaParity, SoftmaxForwardBackward) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   const std::vector<std::pair<Shape, int64_t>> cases = {
       {{7, 10}, 1}, {{33, 1000}, 1}, {{2, 5000}, 1}, {{1, 1}, 0},
       {{4, 6, 3, 5}, 1}, {{9, 257}, 0}};
@@ -629,7 +630,7 @@ TEST_P(CudaParity, SoftmaxForwardBackward) {
 }
 
 TEST_P(CudaParity, FusedIgAccumulate) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   const Shape s = {5, 31};
   Pair acc = randn(s, dt(), rng), g = randn(s, dt(), rng);
   const double w = 0.125;
@@ -646,7 +647,7 @@ TEST_P(CudaParity, FusedIgAccumulate) {
 // its pool's blocks are not handed to other allocations; a computation that reads back to
 // the host is refused with the reason, and the stream works normally afterwards.
 TEST_P(CudaParity, CapturedComputationReplays) {
-  if (!fragile::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FRAGILE_REQUIRE_CUDA_DEVICE();
   const Shape s = {3, 257};
   const void* scratch = nullptr;  // a buffer the recording frees before it ends
   auto twice_plus_sum = [&scratch](const std::vector<Tensor>& in) {
@@ -655,7 +656,7 @@ TEST_P(CudaParity, CapturedComputationReplays) {
     scratch = tmp.raw_data();
     Tensor twice = Tensor::empty(in[0].shape(), in[0].dtype(), Device::CUDA);
     cuda_backend().copy(tmp, twice);
-    Tensor total = Tensor::empty({}, in[0].dtype(), Device::CUDA);
+    Tensor total = Tensor::empty({1, 1}, in[0].dtype(), Device::CUDA);  // reduce keeps dims
     cuda_backend().reduce(ReduceOp::Sum, twice, {0, 1}, total);
     return std::vector<Tensor>{twice, total};
   };

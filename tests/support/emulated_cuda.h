@@ -9,7 +9,8 @@
 // iteration to the transfers it really needs: a transfer inside the iteration stalls the GPU
 // and rules out CUDA Graph capture). Results are bitwise those of Device::CPU, because the
 // same kernels run.
-// What it cannot check: the CUDA kernels themselves (tests/gpu, label gpu).
+// What it cannot check: the CUDA kernels themselves (tests/gpu, label gpu on a GPU and
+// cuda-sim on the host simulator of kernels/cuda_sim).
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -1,0 +1,48 @@
+// Kernel launches: launch(kernel, grid, block)(args...) is kernel<<<grid, block, 0,
+// stream()>>>(args...) followed by the launch check, with the launch site (file:line) in any
+// error message. Under the host simulator (FRAGILE_CUDA_SIM, kernels/cuda_sim/sim.h) the same
+// call runs the kernel on the CPU; kernels/cuda has no other launch syntax, so every kernel
+// runs in both worlds.
+#pragma once
+#include <source_location>
+#include <utility>
+
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/context.h"
+#if defined(FRAGILE_CUDA_SIM)
+#include "kernels/cuda_sim/launch.h"
+#endif
+
+namespace fragile::cuda {
+
+template <class... P>
+class Launch {
+ public:
+  Launch(void (*kernel)(P...), dim3 grid, dim3 block, std::source_location where)
+      : kernel_(kernel), grid_(grid), block_(block), where_(where) {}
+
+  template <class... A>
+  void operator()(A&&... args) const {
+#if defined(FRAGILE_CUDA_SIM)
+    fragile_sim::launch(kernel_, grid_, block_, stream(), where_, std::forward<A>(args)...);
+#else
+    kernel_<<<grid_, block_, 0, stream()>>>(std::forward<A>(args)...);
+#endif
+    const cudaError_t status = cudaGetLastError();
+    if (status != cudaSuccess)
+      detail::throw_cuda_error(status, "kernel launch", where_.file_name(), where_.line());
+  }
+
+ private:
+  void (*kernel_)(P...);
+  dim3 grid_, block_;
+  std::source_location where_;
+};
+
+template <class... P>
+Launch<P...> launch(void (*kernel)(P...), dim3 grid, dim3 block,
+                    std::source_location where = std::source_location::current()) {
+  return Launch<P...>(kernel, grid, block, where);
+}
+
+}  // namespace fragile::cuda
