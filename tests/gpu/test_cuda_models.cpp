@@ -12,6 +12,7 @@
 #include "core/autograd.h"
 #include "core/backend.h"
 #include "tests/gpu/gpu_device.h"
+#include "core/functional.h"
 #include "core/ops.h"
 #include "nn/image.h"
 #include "nn/model_info.h"
@@ -115,6 +116,126 @@ TEST(CudaModels, AttacksMatchTheCpu) {
       EXPECT_NEAR(rg.images[0].topk_intersection, rc.images[0].topk_intersection, 1e-12) << what;
     }
   }
+}
+
+// The Fashion-MNIST CNN on two samples in float64: small enough to run every method and
+// attack, precise enough that the device must agree with the CPU to rounding.
+struct Fashion {
+  nn::Model model;
+  nn::Preprocess pre;
+  Tensor x;  // [2, 1, 28, 28], host, float64
+};
+Fashion fashion() {
+  const std::string samples = std::string(FRAGILE_SOURCE_DIR) + "/tools/models/fashion_samples/";
+  Fashion f;
+  f.model = nn::load_onnx(kFashion);
+  f.pre = nn::preprocess_from_metadata(f.model);
+  f.x = concat({nn::load_input(samples + "test0_ankle_boot.png", f.pre),
+                nn::load_input(samples + "test1_pullover.png", f.pre)},
+               0)
+            .to(DType::Float64);
+  return f;
+}
+
+// Every attribution method, plain and with create_graph; with create_graph also the input
+// gradient of <map, r>, the double backward an attack takes through the map.
+TEST(CudaModels, EveryAttributionMethodAndItsGradientMatchTheCpu) {
+  FRAGILE_REQUIRE_CUDA_DEVICE();
+  const Fashion f = fashion();
+  const nn::Session cpu(f.model, DType::Float64, Device::CPU);
+  const nn::Session gpu(f.model, DType::Float64, Device::CUDA);
+  const std::vector<int64_t> classes = {9, 2};
+  attr::Options opt;
+  opt.ig_steps = 6;
+  opt.ig_batch = 4;  // two chunks
+  opt.smoothgrad_samples = 3;
+  std::vector<double> rv(2 * 28 * 28);
+  for (size_t i = 0; i < rv.size(); ++i) rv[i] = std::sin(0.37 * double(i));
+  const Tensor r = Tensor::from_vector(rv, {2, 28, 28}, DType::Float64);
+  for (const std::string& name : attr::method_names()) {
+    const attr::Method method = attr::method_from_name(name);
+    const Tensor mc = attr::saliency_map(attr::attribute(cpu, f.x, classes, method, opt));
+    const Tensor mg =
+        attr::saliency_map(attr::attribute(gpu, f.x.to(Device::CUDA), classes, method, opt));
+    EXPECT_EQ(mg.device(), Device::CUDA) << name;
+    EXPECT_LT(max_rel_error(mg, mc), 1e-9) << name;
+
+    Tensor gradients[2];
+    for (const Device d : {Device::CPU, Device::CUDA}) {
+      const nn::Session& s = d == Device::CPU ? cpu : gpu;
+      Tensor x = f.x.to(d).detach().clone_data().set_requires_grad(true);
+      const Tensor map = attr::saliency_map(attr::attribute(s, x, classes, method, opt, true));
+      gradients[d == Device::CUDA] = grad({sum(map * r.to(d))}, {x})[0];
+    }
+    EXPECT_EQ(gradients[1].device(), Device::CUDA) << name;
+    EXPECT_LT(max_rel_error(gradients[1], gradients[0]), 1e-8) << name << ": d<map, r>/dx";
+  }
+}
+
+// The attacks AttacksMatchTheCpu leaves out: the targeted region, integrated gradients inside
+// the attack (chunked IG within the double backward), the softplus surrogate of a ReLU network
+// and Dombrowski's manipulation with beta growth.
+TEST(CudaModels, TargetedIgSurrogateAndManipulationMatchTheCpu) {
+  FRAGILE_REQUIRE_CUDA_DEVICE();
+  const Fashion f = fashion();
+  nn::Model relu = f.model;  // the ReLU twin of the shipped softplus model
+  for (nn::Node& node : relu.graph.nodes) {
+    if (node.op_type == "Softplus") {
+      node.op_type = "Relu";
+      node.attrs.clear();
+    }
+  }
+  const attacks::PixelSpace space = attacks::PixelSpace::from_preprocess(f.pre, 1);
+  auto same = [&](const nn::Model& model, const attacks::Config& cfg, const std::string& what) {
+    const nn::Session cpu(model, DType::Float64, Device::CPU);
+    const nn::Session gpu(model, DType::Float64, Device::CUDA);
+    attacks::Surrogate sc(cpu), sg(gpu);
+    const attacks::Result rc = attacks::run_attack(cpu, sc, f.x, space, cfg);
+    const attacks::Result rg = attacks::run_attack(gpu, sg, f.x.to(Device::CUDA), space, cfg);
+    ASSERT_EQ(rg.images.size(), rc.images.size()) << what;
+    EXPECT_TRUE(rg.graph_failure.empty()) << what << ": " << rg.graph_failure;
+    EXPECT_LT(max_rel_error(rg.perturbed, rc.perturbed), 1e-9) << what;
+    EXPECT_LT(max_rel_error(rg.map_after, rc.map_after), 1e-8) << what;
+    for (size_t i = 0; i < rc.images.size(); ++i) {
+      EXPECT_EQ(rg.images[i].best_iter, rc.images[i].best_iter) << what;
+      EXPECT_EQ(rg.images[i].label_after, rc.images[i].label_after) << what;
+    }
+  };
+  attacks::Config target;
+  target.kind = attacks::Kind::Targeted;
+  target.iters = 4;
+  target.k = 100;
+  target.surrogate_beta = 0;
+  std::vector<double> mask(28 * 28, 0.0);
+  for (int i = 0; i < 10 * 28; ++i) mask[i] = 1.0;  // the top rows
+  target.region = Tensor::from_vector(mask, {1, 28, 28}, DType::Float64);
+  same(f.model, target, "targeted");
+
+  attacks::Config ig;
+  ig.iters = 3;
+  ig.k = 100;
+  ig.surrogate_beta = 0;
+  ig.method = attr::Method::IntegratedGradients;
+  ig.attribution.ig_steps = 4;
+  ig.attribution.ig_batch = 3;
+  same(f.model, ig, "topk, integrated gradients");
+
+  attacks::Config surrogate;
+  surrogate.iters = 3;
+  surrogate.k = 100;
+  surrogate.surrogate_beta = 10;
+  same(relu, surrogate, "topk, softplus(10) surrogate of the ReLU twin");
+
+  attacks::Config manip;
+  manip.kind = attacks::Kind::Manipulate;
+  manip.iters = 3;
+  manip.epsilon = 0;
+  manip.lr = 2.0;
+  manip.beta_growth = true;
+  manip.k = 100;
+  const nn::Session cpu(relu, DType::Float64, Device::CPU);
+  manip.target_map = attacks::saliency(cpu, f.x, {2, 9}, manip);
+  same(relu, manip, "manipulation with beta growth");
 }
 
 // The SqueezeNet top-k attack in float32 (the configuration users run), recorded and eager:
