@@ -28,6 +28,9 @@
 #include "core/error.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/context.h"
+#if defined(FRAGILE_CUDA_SIM)
+#include "kernels/cuda_sim/sim.h"
+#endif
 
 namespace fragile::cuda {
 namespace {
@@ -57,6 +60,11 @@ class CachingAllocator final : public Allocator {
       p = it->second.back();
       it->second.pop_back();
       (pooled ? stats_.bytes_reserved_by_graphs : stats_.bytes_cached) -= cls;
+#if defined(FRAGILE_CUDA_SIM)
+      // The simulator makes a reused block look as a fresh one does (NaN bytes), so that a
+      // kernel which leaves part of its output unwritten cannot pass on stale right values.
+      if (!capturing()) fragile_sim::poison(p, nbytes);
+#endif
     } else {
       p = device_malloc(cls, nbytes);
     }

@@ -94,7 +94,7 @@ constexpr int kBlock = 256;
 
 template <typename T>
 __global__ void direct_backward_weight(ConvGeom g, const T* x, const T* dy, T* dw) {
-  __shared__ double warp_acc[kBlock / 32];
+  FRAGILE_SHARED(double, warp_acc, [kBlock / 32]);
   const int64_t i = blockIdx.x;  // one weight element per block
   const int64_t kw = i % g.KW, kh = (i / g.KW) % g.KH, ci = (i / (g.KW * g.KH)) % g.Cg,
                 o = i / (g.KW * g.KH * g.Cg);

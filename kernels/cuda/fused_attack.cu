@@ -74,7 +74,7 @@ __device__ void block_sum(double* vals, int count, double (*shared)[kWarps]) {
 template <class T>
 __global__ void saliency_moments_partial(const T* a, const T* w, int64_t channels, int64_t hw,
                                          int k, int64_t w_image_stride, double* partial) {
-  __shared__ double shared[kMaxMoments + 1][kWarps];
+  FRAGILE_SHARED(double, shared, [kMaxMoments + 1][kWarps]);
   const int64_t img = blockIdx.y;
   const T* ai = a + img * channels * hw;
   const T* wi = w + img * w_image_stride;
@@ -96,7 +96,7 @@ __global__ void saliency_moments_partial(const T* a, const T* w, int64_t channel
 // Pass 2: one block per image folds its `blocks` partials into out[n] = (m_0..m_{K-1}, T).
 template <class T>
 __global__ void saliency_moments_finish(const double* partial, int64_t blocks, int k, T* out) {
-  __shared__ double shared[kMaxMoments + 1][kWarps];
+  FRAGILE_SHARED(double, shared, [kMaxMoments + 1][kWarps]);
   const int64_t img = blockIdx.x;
   double acc[kMaxMoments + 1] = {};
   for (int64_t b = threadIdx.x; b < blocks; b += blockDim.x) {

@@ -13,6 +13,18 @@
 #include "kernels/cuda_sim/launch.h"
 #endif
 
+// A block's shared array: FRAGILE_SHARED(double, acc, [8][32]) is `__shared__ double
+// acc[8][32]`. Under the simulator it is also filled with NaN bytes when each block starts,
+// since shared memory holds garbage on a GPU: a kernel reading a slot no thread wrote fails
+// there instead of reading a lucky zero or the previous block's value.
+#if defined(FRAGILE_CUDA_SIM)
+#define FRAGILE_SHARED(T, name, dims) \
+  static T name dims;                 \
+  ::fragile_sim::poison_shared(&name, sizeof(name))
+#else
+#define FRAGILE_SHARED(T, name, dims) __shared__ T name dims
+#endif
+
 namespace fragile::cuda {
 
 template <class... P>

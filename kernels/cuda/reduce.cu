@@ -74,7 +74,7 @@ constexpr int kBlock = 256;
 template <class Op, class T, class O>
 __global__ void reduce_rows_block(const T* x, int64_t K, int64_t rs, int64_t es,
                                   int64_t chunk_len, O* out) {
-  __shared__ double warp_acc[kBlock / 32];
+  FRAGILE_SHARED(double, warp_acc, [kBlock / 32]);
   const int64_t m = blockIdx.x;
   const int64_t begin = static_cast<int64_t>(blockIdx.y) * chunk_len;
   const int64_t end = min(K, begin + chunk_len);
@@ -99,7 +99,7 @@ constexpr int kColLanes = 8;
 template <class Op, class T, class O>
 __global__ void reduce_cols(const T* x, int64_t K, int64_t M, int64_t ks, int64_t chunk_len,
                             O* out) {
-  __shared__ double part[kColLanes][33];  // +1 column: no bank conflicts on the fold
+  FRAGILE_SHARED(double, part, [kColLanes][33]);  // +1 column: no bank conflicts on the fold
   const int64_t m = static_cast<int64_t>(blockIdx.x) * 32 + threadIdx.x;
   const int64_t begin = static_cast<int64_t>(blockIdx.y) * chunk_len;
   const int64_t end = min(K, begin + chunk_len);

@@ -64,7 +64,7 @@ __device__ T row_reduce(T v, Op op, T* shared) {
 // every thread makes the same number of loop trips (row_reduce syncs the block).
 template <class T, int R, bool kLog>
 __global__ void softmax_rows(const T* x, T* y, int64_t rows, int64_t len) {
-  __shared__ T shared[kWarps];
+  FRAGILE_SHARED(T, shared, [kWarps]);
   constexpr int kRowsPerBlock = kBlock / R;
   const int lane = threadIdx.x % R;
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / R;
@@ -88,7 +88,7 @@ __global__ void softmax_rows(const T* x, T* y, int64_t rows, int64_t len) {
 
 template <class T, int R, bool kLog>
 __global__ void softmax_backward_rows(const T* g, const T* y, T* dx, int64_t rows, int64_t len) {
-  __shared__ T shared[kWarps];
+  FRAGILE_SHARED(T, shared, [kWarps]);
   constexpr int kRowsPerBlock = kBlock / R;
   const int lane = threadIdx.x % R;
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / R;

@@ -3,12 +3,13 @@
 // simulator translation unit (-include), before kernels/cuda's own headers.
 //
 // threadIdx and friends are per-OS-thread variables that the engine (engine.cpp) sets before
-// it runs each simulated thread; __shared__ arrays become function statics, shared by the
-// threads of a block because the engine runs one block at a time.
+// it runs each simulated thread; shared arrays (FRAGILE_SHARED) are function statics, shared
+// by the threads of a block because the engine runs one block at a time.
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <source_location>
 #include <type_traits>
 
 #include "kernels/cuda_sim/runtime_api.h"
@@ -17,7 +18,8 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __shared__ static
+// No __shared__: kernels declare shared arrays with FRAGILE_SHARED (kernels/cuda/launch.cuh),
+// which the simulator poisons per block.
 #define __launch_bounds__(...)
 
 inline thread_local uint3 threadIdx, blockIdx;
@@ -26,7 +28,8 @@ inline thread_local dim3 blockDim, gridDim;
 namespace fragile_sim {
 
 // Engine entry points for the intrinsics below (engine.cpp).
-void sync_block();
+void sync_block(const std::source_location& where);
+void poison_shared(void* array, std::size_t bytes);  // NaN bytes, once per block
 enum class Shuffle { Down, Up, Xor, Index };
 std::uint64_t shuffle(unsigned mask, std::uint64_t bits, Shuffle kind, int arg, int width);
 
@@ -43,7 +46,11 @@ T shuffle_as(unsigned mask, T v, Shuffle kind, int arg, int width) {
 
 }  // namespace fragile_sim
 
-inline void __syncthreads() { fragile_sim::sync_block(); }
+// The call site identifies the barrier: threads of one block waiting at different
+// __syncthreads calls is undefined behaviour on a GPU and an error here.
+inline void __syncthreads(std::source_location where = std::source_location::current()) {
+  fragile_sim::sync_block(where);
+}
 
 template <class T>
 T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {

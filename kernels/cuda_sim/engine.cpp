@@ -8,12 +8,21 @@
 // reached. Threads stopped at barriers that can never all be released (some at __syncthreads,
 // others at a shuffle or finished) are a deadlock on a GPU: here an error naming the block.
 //
+// Fibers run warp by warp: a warp runs (its shuffles released as its lanes reach them) until
+// every lane waits at __syncthreads or has returned, then the next warp runs. So a warp reads
+// another warp's shared-memory writes only across a __syncthreads, as on a GPU. Blocks, warps
+// and the threads of barrier-free blocks run in ascending order on one launch and descending
+// on the next, so that code relying on an execution order it is not promised (a missing
+// barrier, blocks reading each other's output) gives different answers on different launches.
+//
 // Most kernels use neither: the first block a kernel runs shows whether it does, and blocks of
 // kernels that did not are run as a plain loop over the threads (a fiber switch costs about a
 // microsecond). A kernel that reaches a barrier only in a later block fails loudly instead of
 // being run wrongly.
+#include <sys/mman.h>
 #include <ucontext.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -34,7 +43,8 @@ namespace fragile_sim {
 namespace {
 
 constexpr int kWarp = 32;
-constexpr std::size_t kStackBytes = 64 * 1024;
+constexpr std::size_t kStackBytes = 64 * 1024;  // the kernels' frames are a few hundred bytes
+constexpr std::size_t kGuardBytes = 4096;        // PROT_NONE below each stack: overflow faults
 
 [[noreturn]] void fail(const std::source_location& where, const std::string& what) {
   std::ostringstream os;
@@ -55,6 +65,7 @@ struct Fiber {
   ucontext_t context;
   uint3 thread;
   State state = State::Ready;
+  std::source_location barrier;  // the __syncthreads it waits at
   std::exception_ptr error;
   // The pending shuffle: this lane's value and request; the result once released.
   unsigned mask = 0;
@@ -73,8 +84,29 @@ struct BlockRun {
 };
 thread_local BlockRun* g_block = nullptr;
 
-// Fiber stacks, kept between blocks and launches.
-thread_local std::vector<std::unique_ptr<char[]>> g_stacks;
+// A fiber stack with a guard page below it (stacks grow down), kept between blocks.
+struct Stack {
+  char* base = nullptr;  // the guard page; the stack is the kStackBytes after it
+  Stack() {
+    void* p = mmap(nullptr, kGuardBytes + kStackBytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::runtime_error("CUDA simulator: no memory for fiber stacks");
+    base = static_cast<char*>(p);
+    mprotect(base, kGuardBytes, PROT_NONE);
+  }
+  ~Stack() { munmap(base, kGuardBytes + kStackBytes); }
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+  char* stack() const { return base + kGuardBytes; }
+};
+thread_local std::vector<std::unique_ptr<Stack>> g_stacks;
+
+// Counts blocks run on this OS thread: shared arrays are poisoned once per block.
+thread_local uint64_t g_block_serial = 0;
+thread_local std::unordered_map<void*, uint64_t> g_poisoned;  // array -> block serial
+
+// Alternates between launches (see the file comment).
+std::atomic<uint64_t> g_launches{0};
 
 struct Counters {
   std::mutex mu;
@@ -120,8 +152,9 @@ std::uint64_t shuffle_result(const std::vector<Fiber*>& lanes, int lane) {
       src = base + ((f.arg % w) + w) % w;
       break;
   }
-  // A source outside the mask is undefined on a GPU; here it reads the lane's own value.
-  if (src < 0 || src >= static_cast<int>(lanes.size()) || lanes[src] == nullptr) src = lane;
+  // Inside the lane's segment but not in the mask: undefined on a GPU, all-ones bits (NaN)
+  // here, so that a kernel depending on it fails.
+  if (lanes[src] == nullptr) return ~std::uint64_t{0};
   return lanes[src]->value;
 }
 
@@ -196,18 +229,45 @@ void set_thread(const uint3& t) { threadIdx = t; }
   makecontext(&f.context, fiber_main, 0);
 }
 
+std::string site(const std::source_location& w) {
+  return std::string(w.file_name()) + ":" + std::to_string(w.line());
+}
+
+// Runs the ready lanes of warp `w`, and releases its shuffles, until none of its lanes can
+// move: each waits at __syncthreads or has returned. Returns whether anything ran.
+bool run_warp(BlockRun& run, int w, const std::string& name) {
+  const int n = static_cast<int>(run.fibers.size());
+  const int first = w * kWarp, last = std::min(n, first + kWarp);
+  bool progressed = false;
+  for (;;) {
+    bool ran = false;
+    for (int t = first; t < last; ++t) {
+      Fiber& f = run.fibers[t];
+      if (f.state != State::Ready) continue;
+      run.current = &f;
+      set_thread(f.thread);
+      swapcontext(&run.scheduler, &f.context);
+      ran = true;
+      if (f.error) std::rethrow_exception(f.error);
+    }
+    const bool released = release_shuffle(run, w, name);
+    if (!ran && !released) return progressed;
+    progressed = true;
+  }
+}
+
 // Runs one block with a fiber per thread. Returns whether any thread used a barrier.
-bool run_block_with_fibers(const std::function<void()>& thread, const dim3& block) {
+bool run_block_with_fibers(const std::function<void()>& thread, const dim3& block,
+                           bool reverse) {
   BlockRun run;
   run.thread = &thread;
   const int n = static_cast<int>(block.x * block.y * block.z);
   run.fibers.resize(n);
-  while (static_cast<int>(g_stacks.size()) < n)
-    g_stacks.push_back(std::make_unique<char[]>(kStackBytes));
+  while (static_cast<int>(g_stacks.size()) < n) g_stacks.push_back(std::make_unique<Stack>());
   for (int i = 0; i < n; ++i) {
     Fiber& f = run.fibers[i];
     f.thread = uint3(i % block.x, i / block.x % block.y, i / (block.x * block.y));
-    init_fiber(f, g_stacks[i].get(), &run.scheduler);
+    init_fiber(f, g_stacks[i]->stack(), &run.scheduler);
   }
   BlockRun* outer = g_block;
   g_block = &run;
@@ -216,22 +276,26 @@ bool run_block_with_fibers(const std::function<void()>& thread, const dim3& bloc
     ~Restore() { g_block = outer; }
   } restore{outer};
   const std::string name = block_name(blockIdx);
+  const int warps = (n + kWarp - 1) / kWarp;
 
   for (;;) {
-    bool ran = false;
-    for (Fiber& f : run.fibers) {
-      if (f.state != State::Ready) continue;
-      run.current = &f;
-      set_thread(f.thread);
-      swapcontext(&run.scheduler, &f.context);
-      ran = true;
-      if (f.error) std::rethrow_exception(f.error);
-    }
+    bool progressed = false;
+    for (int i = 0; i < warps; ++i) progressed |= run_warp(run, reverse ? warps - 1 - i : i, name);
     int live = 0, at_sync = 0, at_shuffle = 0;
+    const Fiber* waiting = nullptr;
     for (const Fiber& f : run.fibers) {
       live += f.state != State::Done;
-      at_sync += f.state == State::AtSyncthreads;
       at_shuffle += f.state == State::AtShuffle;
+      if (f.state != State::AtSyncthreads) continue;
+      ++at_sync;
+      if (waiting == nullptr) {
+        waiting = &f;
+      } else if (f.barrier.line() != waiting->barrier.line() ||
+                 f.barrier.column() != waiting->barrier.column() ||
+                 std::strcmp(f.barrier.file_name(), waiting->barrier.file_name()) != 0) {
+        throw std::runtime_error(name + ": threads wait at different __syncthreads (" +
+                                 site(waiting->barrier) + " and " + site(f.barrier) + ")");
+      }
     }
     if (live == 0) break;
     if (at_sync == live) {
@@ -239,9 +303,7 @@ bool run_block_with_fibers(const std::function<void()>& thread, const dim3& bloc
         if (f.state == State::AtSyncthreads) f.state = State::Ready;
       continue;
     }
-    bool released = false;
-    for (int w = 0; w * kWarp < n; ++w) released |= release_shuffle(run, w, name);
-    if (released || ran) continue;
+    if (progressed) continue;
     throw std::runtime_error(name + ": deadlock: of " + std::to_string(n) + " threads, " +
                              std::to_string(at_sync) + " wait at __syncthreads, " +
                              std::to_string(at_shuffle) + " at a warp shuffle, " +
@@ -250,13 +312,14 @@ bool run_block_with_fibers(const std::function<void()>& thread, const dim3& bloc
   return run.used_barriers;
 }
 
-void run_block_in_order(const std::function<void()>& thread, const dim3& block) {
-  for (unsigned z = 0; z < block.z; ++z)
-    for (unsigned y = 0; y < block.y; ++y)
-      for (unsigned x = 0; x < block.x; ++x) {
-        set_thread(uint3(x, y, z));
-        thread();
-      }
+void run_block_in_order(const std::function<void()>& thread, const dim3& block, bool reverse) {
+  const uint64_t n = uint64_t(block.x) * block.y * block.z;
+  for (uint64_t k = 0; k < n; ++k) {
+    const uint64_t i = reverse ? n - 1 - k : k;
+    set_thread(uint3(unsigned(i % block.x), unsigned(i / block.x % block.y),
+                     unsigned(i / (uint64_t(block.x) * block.y))));
+    thread();
+  }
 }
 
 void run_now(const void* kernel, const std::source_location& where, dim3 grid, dim3 block,
@@ -268,42 +331,52 @@ void run_now(const void* kernel, const std::source_location& where, dim3 grid, d
     auto it = c.uses_barriers.find(kernel);
     if (it != c.uses_barriers.end()) known = it->second;
   }
+  // One launch at a time per process: shared arrays are function statics.
+  static std::mutex one_launch_at_a_time;
+  std::lock_guard<std::mutex> launch_lock(one_launch_at_a_time);
+  const bool reverse = g_launches.fetch_add(1) % 2 == 1;
   const dim3 saved_grid = gridDim, saved_block = blockDim;
+  BlockRun* const saved_run = g_block;
+  g_block = nullptr;  // a barrier in a plain block must not reach an enclosing fiber block
   gridDim = grid;
   blockDim = block;
   int64_t fiber_blocks = 0, plain_blocks = 0;
   try {
-    for (unsigned bz = 0; bz < grid.z; ++bz)
-      for (unsigned by = 0; by < grid.y; ++by)
-        for (unsigned bx = 0; bx < grid.x; ++bx) {
-          blockIdx = uint3(bx, by, bz);
-          if (known == 0) {
-            try {
-              run_block_in_order(thread, block);
-            } catch (const BarrierOutsideFibers&) {
-              fail(where, block_name(blockIdx) +
-                              ": reached __syncthreads or a shuffle, which its first block "
-                              "never did; the simulator ran it as a barrier-free kernel");
-            }
-            ++plain_blocks;
-          } else {
-            const bool used = run_block_with_fibers(thread, block);
-            ++fiber_blocks;
-            if (known == -1) {
-              known = used ? 1 : 0;
-              std::lock_guard<std::mutex> lock(c.mu);
-              c.uses_barriers[kernel] = used;
-            }
-          }
+    const uint64_t blocks = uint64_t(grid.x) * grid.y * grid.z;
+    for (uint64_t k = 0; k < blocks; ++k) {
+      const uint64_t b = reverse ? blocks - 1 - k : k;
+      blockIdx = uint3(unsigned(b % grid.x), unsigned(b / grid.x % grid.y),
+                       unsigned(b / (uint64_t(grid.x) * grid.y)));
+      ++g_block_serial;
+      if (known == 0) {
+        try {
+          run_block_in_order(thread, block, reverse);
+        } catch (const BarrierOutsideFibers&) {
+          fail(where, block_name(blockIdx) +
+                          ": reached __syncthreads or a shuffle, which its first block "
+                          "never did; the simulator ran it as a barrier-free kernel");
         }
+        ++plain_blocks;
+      } else {
+        const bool used = run_block_with_fibers(thread, block, reverse);
+        ++fiber_blocks;
+        if (known == -1) {
+          known = used ? 1 : 0;
+          std::lock_guard<std::mutex> lock(c.mu);
+          c.uses_barriers[kernel] = used;
+        }
+      }
+    }
   } catch (const std::runtime_error& e) {
     gridDim = saved_grid;
     blockDim = saved_block;
+    g_block = saved_run;
     if (std::string(e.what()).rfind("CUDA simulator:", 0) == 0) throw;
     fail(where, e.what());
   }
   gridDim = saved_grid;
   blockDim = saved_block;
+  g_block = saved_run;
   std::lock_guard<std::mutex> lock(c.mu);
   c.stats.launches += 1;
   c.stats.fiber_blocks += fiber_blocks;
@@ -313,10 +386,18 @@ void run_now(const void* kernel, const std::source_location& where, dim3 grid, d
 
 }  // namespace
 
-void sync_block() {
+void poison_shared(void* array, std::size_t bytes) {
+  uint64_t& last = g_poisoned[array];
+  if (last == g_block_serial) return;
+  last = g_block_serial;
+  std::memset(array, 0xff, bytes);
+}
+
+void sync_block(const std::source_location& where) {
   if (g_block == nullptr) throw BarrierOutsideFibers();
   g_block->used_barriers = true;
   Fiber& self = *g_block->current;
+  self.barrier = where;
   self.state = State::AtSyncthreads;
   yield_to_scheduler(self);
 }

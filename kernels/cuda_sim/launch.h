@@ -35,16 +35,24 @@ void check_argument(const T& v, int index, const std::source_location& where) {
 template <class... P, class... A>
 void launch(void (*kernel)(P...), dim3 grid, dim3 block, cudaStream_t stream,
             const std::source_location& where, A&&... args) {
-  auto params = std::make_shared<std::tuple<std::decay_t<P>...>>(
-      static_cast<std::decay_t<P>>(std::forward<A>(args))...);
-  std::apply(
-      [&](const auto&... p) {
-        int i = 0;
-        (check_argument(p, i++, where), ...);
-      },
-      *params);
+  static_assert(sizeof...(A) == sizeof...(P), "kernel launched with the wrong argument count");
+  // Implicit conversions only, as a launch by nvcc allows.
+  using Params = std::tuple<std::decay_t<P>...>;
+  auto params = std::make_shared<Params>(Params(std::forward<A>(args)...));
+  const auto check_all = [where](const Params& ps) {
+    std::apply(
+        [&](const auto&... p) {
+          int i = 0;
+          (check_argument(p, i++, where), ...);
+        },
+        ps);
+  };
+  check_all(*params);
   run_grid(reinterpret_cast<const void*>(kernel), where, grid, block, stream,
-           [kernel, params] { std::apply(kernel, *params); });
+           [kernel, params, check_all] {
+             check_all(*params);  // again when it runs: a graph replay may outlive a buffer
+             std::apply(kernel, *params);
+           });
 }
 
 }  // namespace fragile_sim

@@ -105,6 +105,11 @@ void record_launch_error(cudaError_t error, const std::string& what) {
   g_last_message = what;
 }
 
+void poison(void* device_memory, std::size_t bytes) {
+  if (device_memory != nullptr && is_device_pointer(device_memory, bytes))
+    std::memset(device_memory, 0xff, bytes);
+}
+
 void set_sm_count(int sms) { device().sms = sms > 0 ? sms : 1; }
 
 void set_device_memory_limit(std::size_t bytes) {
@@ -231,10 +236,15 @@ cudaError_t cudaFree(void* ptr) {
 
 namespace {
 
-// Whether the pointers agree with the copy's direction (cudaMemcpyDefault: any).
+// Whether the pointers agree with the copy's direction (cudaMemcpyDefault: any), and every
+// device range lies inside its block. The side is decided by the first byte, so a device
+// pointer whose range overruns its block is an error, not a host pointer.
 bool direction_ok(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
-  const bool dd = fragile_sim::is_device_pointer(dst, n);
-  const bool sd = fragile_sim::is_device_pointer(src, n);
+  const bool dd = fragile_sim::is_device_pointer(dst, 1);
+  const bool sd = fragile_sim::is_device_pointer(src, 1);
+  if ((dd && !fragile_sim::is_device_pointer(dst, n)) ||
+      (sd && !fragile_sim::is_device_pointer(src, n)))
+    return false;
   switch (kind) {
     case cudaMemcpyHostToHost: return !dd && !sd;
     case cudaMemcpyHostToDevice: return dd && !sd;

@@ -8,25 +8,31 @@
 //
 // What it models, and checks:
 //   - the CUDA execution model: a grid of blocks of threads with threadIdx/blockIdx/blockDim/
-//     gridDim, __shared__ memory per block, __syncthreads, warp shuffles (down/up/xor/index,
-//     with the mask and width rules), atomics; threads interleave only at barriers
-//     (engine.cpp). Deadlocks (threads stopped at different barriers), shuffles that name a
-//     returned or missing lane and invalid launch configurations are errors;
-//   - device memory as a separate space: cudaMalloc'd blocks are tracked and start filled
-//     with NaN bytes (uninitialised memory is not zero on a GPU); a kernel argument, copy,
-//     memset, GEMM or convolution operand outside them is an error, as is a copy whose
-//     direction disagrees with its pointers;
+//     gridDim, shared arrays per block (FRAGILE_SHARED), __syncthreads, warp shuffles
+//     (down/up/xor/index, with the mask and width rules), atomics (engine.cpp). Threads of a
+//     block are fibers that run warp by warp, each warp until it waits at __syncthreads, so a
+//     warp sees another's shared writes only across a barrier. Blocks, warps and threads run in
+//     ascending order on one launch and descending on the next, so order a kernel is not
+//     promised does not hold still. Errors: deadlocks, threads waiting at different
+//     __syncthreads calls, shuffles whose mask names a returned or missing lane, invalid
+//     launch shapes. Undefined values read as NaN: fresh and reused device memory, shared
+//     arrays at the start of each block, a shuffle from a lane outside the mask;
+//   - device memory as a separate space: cudaMalloc'd blocks are tracked; a kernel argument
+//     (checked at launch and again whenever recorded work runs), copy, memset, GEMM or
+//     convolution operand outside them is an error, as is a copy whose direction disagrees
+//     with its pointers or overruns its block;
 //   - stream capture: work on a capturing stream is recorded, not run, and runs at each
 //     cudaGraphLaunch; a synchronisation or host transfer while capturing invalidates the
 //     capture, as on a GPU;
 //   - cuBLAS and cuDNN argument rules (leading dimensions, descriptor consistency, workspace
-//     sizes, beta = 0 not reading the output), with exact reference arithmetic.
-// What it does not model: anything about speed; memory-model races between blocks (blocks
-// run one after another); the device's own math library (device code runs the host branches
-// of the shared functors); the choice of algorithms inside cuBLAS and cuDNN. So it finds
-// wrong indexing, wrong launch geometry, missing synchronisation inside a block, wrong
-// library arguments and capture mistakes; it says nothing about performance, and passing it
-// is not a GPU run.
+//     sizes, beta = 0 not reading the output), with reference arithmetic in double.
+// What it does not model: speed; asynchrony (work runs when it is queued, so a missing stream
+// synchronisation cannot show); host code touching device memory (it is host memory here);
+// races between blocks beyond their order; the device's math library (device code runs the
+// host branches of the shared functors) and the libraries' float rounding. So it finds wrong
+// indexing, wrong launch geometry, missing barriers and masks, reads of unwritten memory,
+// wrong library arguments and capture mistakes; it says nothing about performance or float32
+// tolerances on a GPU, and passing it is not a GPU run.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -58,6 +64,10 @@ void set_sm_count(int sms);
 // Device memory capacity; allocations beyond it fail with cudaErrorMemoryAllocation.
 void set_device_memory_limit(std::size_t bytes);
 std::size_t device_bytes_in_use();
+
+// Fills simulated device memory with NaN bytes (the caching allocator calls it for a reused
+// block, which then looks as a fresh cudaMalloc block does).
+void poison(void* device_memory, std::size_t bytes);
 
 // ---- internal, shared by the simulator's own files ----------------------------------------
 struct BarrierOutsideFibers {};  // thrown by a barrier in a block run as a plain loop

@@ -50,7 +50,7 @@ void expect_error(F&& f, const std::string& needle) {
 // Per block of 64 threads (two warps): a shuffle reduction per warp, then the two warp sums
 // through shared memory after a barrier.
 __global__ void block_sums(const double* in, double* out) {
-  __shared__ double warp_sum[2];
+  FRAGILE_SHARED(double, warp_sum, [2]);
   double v = in[blockIdx.x * blockDim.x + threadIdx.x];
   for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
   if (threadIdx.x % 32 == 0) warp_sum[threadIdx.x / 32] = v;
@@ -93,10 +93,44 @@ __global__ void shuffle_after_return(double* out) {
   out[threadIdx.x] = __shfl_down_sync(0xffffffffu, 1.0, 1);
 }
 
-// Uses a barrier only in blocks after the first.
+// Uses a barrier only in the middle one of three blocks (blocks run in either order).
 __global__ void late_barrier(double* out) {
-  if (blockIdx.x > 0) __syncthreads();
+  if (blockIdx.x == 1) __syncthreads();
   out[blockIdx.x * blockDim.x + threadIdx.x] = 1.0;
+}
+
+// Threads 0-31 wait at one __syncthreads, threads 32-63 at another.
+__global__ void two_barriers(double* out) {
+  if (threadIdx.x < 32)
+    __syncthreads();
+  else
+    __syncthreads();
+  out[threadIdx.x] = 1.0;
+}
+
+// Warp 1 reads what warp 0 wrote to shared memory, with no barrier in between (a race).
+__global__ void missing_barrier(double* out) {
+  FRAGILE_SHARED(double, slot, [64]);
+  slot[threadIdx.x] = threadIdx.x;
+  const double v = __shfl_down_sync(0xffffffffu, 1.0, 1);  // warps meet only their own lanes
+  out[threadIdx.x] = slot[(threadIdx.x + 32) % 64] + 0 * v;
+}
+
+// Sums all 64 slots of a shared array of which the block writes only 32.
+__global__ void half_written_shared(double* out) {
+  FRAGILE_SHARED(double, slot, [64]);
+  if (threadIdx.x < 32) slot[threadIdx.x] = 1.0;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double s = 0;
+    for (int i = 0; i < 64; ++i) s += slot[i];
+    out[blockIdx.x] = s;
+  }
+}
+
+// Lanes 8-15 read from lanes 16-23, which their mask 0xffff leaves out.
+__global__ void outside_mask(double* out) {
+  if (threadIdx.x < 16) out[threadIdx.x] = __shfl_down_sync(0x0000ffffu, 1.0, 8);
 }
 
 __global__ void fill_index(double* out) {
@@ -155,9 +189,35 @@ TEST(CudaSimulator, ShuffleNamingAReturnedLaneIsAnError) {
 }
 
 TEST(CudaSimulator, BarrierOnlyInLaterBlocksFailsLoudly) {
-  Tensor out = Tensor::empty({4 * 32}, DType::Float64, Device::CUDA);
-  expect_error([&] { cuda::launch(late_barrier, 4, 32)(out.data<double>()); },
+  Tensor out = Tensor::empty({3 * 32}, DType::Float64, Device::CUDA);
+  expect_error([&] { cuda::launch(late_barrier, 3, 32)(out.data<double>()); },
                "which its first block never did");
+}
+
+TEST(CudaSimulator, DifferentSyncthreadsCallsAreAnError) {
+  Tensor out = Tensor::empty({64}, DType::Float64, Device::CUDA);
+  expect_error([&] { cuda::launch(two_barriers, 1, 64)(out.data<double>()); },
+               "threads wait at different __syncthreads");
+}
+
+// What a GPU leaves undefined reads as NaN: shared memory no thread of the block wrote (also
+// across a warp race: each warp runs to its next barrier before the other starts) and a
+// shuffle from a lane outside the mask.
+TEST(CudaSimulator, UndefinedReadsAreNaN) {
+  Tensor out = Tensor::empty({64}, DType::Float64, Device::CUDA);
+  for (int launch = 0; launch < 2; ++launch) {  // warps run in both orders
+    cuda::launch(missing_barrier, 1, 64)(out.data<double>());
+    const std::vector<double> v = download(out);
+    int nan = 0;
+    for (double e : v) nan += std::isnan(e);
+    EXPECT_EQ(nan, 32) << "launch " << launch << ": the warp that ran first read garbage";
+  }
+  Tensor sums = Tensor::empty({2}, DType::Float64, Device::CUDA);
+  cuda::launch(half_written_shared, 2, 64)(sums.data<double>());
+  for (double s : download(sums)) EXPECT_TRUE(std::isnan(s)) << s;
+  cuda::launch(outside_mask, 1, 32)(out.data<double>());
+  const std::vector<double> v = download(out);
+  for (int t = 0; t < 16; ++t) EXPECT_EQ(std::isnan(v[t]), t >= 8) << "lane " << t;
 }
 
 TEST(CudaSimulator, HostPointerArgumentIsRefused) {
