@@ -113,6 +113,18 @@ void reduce_typed(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims
 
 void CpuBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,
                         Tensor& out) {
+  // The backend contract (core/backend.h), checked as the CUDA backend checks it: a caller
+  // passing another shape of the same size would otherwise work here and fail on a GPU.
+  FRAGILE_CHECK(x.dtype() == out.dtype(), "reduce: x is ", dtype_name(x.dtype()), " but out is ",
+                dtype_name(out.dtype()));
+  FRAGILE_CHECK(out.is_contiguous(), "reduce: out must be contiguous");
+  Shape expect = x.shape();
+  for (int64_t d : dims) {
+    FRAGILE_CHECK(d >= 0 && d < x.dim(), "reduce: dim ", d, " out of range for rank ", x.dim());
+    expect[d] = 1;
+  }
+  FRAGILE_CHECK(out.shape() == expect, "reduce: out has shape ", shape_str(out.shape()),
+                ", expected ", shape_str(expect));
   FRAGILE_DISPATCH_FLOAT(x.dtype(), "reduce", [&] { reduce_typed<scalar_t>(op, x, dims, out); });
 }
 
