@@ -38,7 +38,6 @@ struct Device {
   std::size_t limit = std::size_t{16} << 30;
   int sms = 4;
   FragileSimStream legacy;  // the default stream (nullptr)
-  int capturing = 0;        // streams capturing now
 };
 Device& device() {
   static Device* d = new Device();
@@ -55,14 +54,15 @@ cudaError_t set_error(cudaError_t e) {
   return e;
 }
 
-bool any_capture() {
-  std::lock_guard<std::mutex> lock(device().mu);
-  return device().capturing > 0;
-}
-
+// The streams capturing now (guarded by device().mu).
 std::vector<FragileSimStream*>& capturing_streams() {
   static auto* v = new std::vector<FragileSimStream*>();
   return *v;
+}
+
+bool any_capture() {
+  std::lock_guard<std::mutex> lock(device().mu);
+  return !capturing_streams().empty();
 }
 
 // An operation a capture cannot contain: every capturing stream's recording is spoilt (one
@@ -311,7 +311,6 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mo
   stream->invalidated = false;
   stream->recorded.clear();
   std::lock_guard<std::mutex> lock(fragile_sim::device().mu);
-  ++fragile_sim::device().capturing;
   fragile_sim::capturing_streams().push_back(stream);
   (void)mode;  // every mode records the same way here; the illegal calls are the same set
   return cudaSuccess;
@@ -324,7 +323,6 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
   stream->capturing = false;
   {
     std::lock_guard<std::mutex> lock(fragile_sim::device().mu);
-    --fragile_sim::device().capturing;
     auto& v = fragile_sim::capturing_streams();
     std::erase(v, stream);
   }
