@@ -1,6 +1,7 @@
 // Matrix products, convolution and pooling: shape checks, allocation, recording. The kernels
 // are in the backend (kernels/cpu/{gemm,conv2d,pool2d}.cpp and their CUDA counterparts).
 #include "core/op_attrs.h"
+#include "core/pool_decisions.h"
 #include "core/ops/op_util.h"
 
 namespace fragile {
@@ -131,10 +132,17 @@ Shape pool_output_shape(const Tensor& x, const Pool2dParams& p, const char* what
 PoolResult max_pool2d_with_indices(const Tensor& x, const Pool2dParams& p) {
   check_float(x, "max_pool2d");
   Shape s = pool_output_shape(x, p, "max_pool2d");
+  if (ReplayMaxPoolDecisions* replay = active_max_pool_replayer()) {
+    // The recorded winners instead of a comparison (core/pool_decisions.h); gather has the
+    // same derivatives as max_pool2d with those indices.
+    Tensor idx = replay->next(x, s);
+    return {max_pool2d_gather(x, idx), idx};
+  }
   Tensor out = Tensor::empty(s, x.dtype(), x.device());
   Tensor idx = Tensor::empty(s, DType::Int64, x.device());
   backend_for(x.device()).max_pool2d(x, out, idx, p);
   out = record(op_def("max_pool2d"), {x, idx}, out);
+  if (RecordMaxPoolDecisions* recorder = active_max_pool_recorder()) recorder->add(x, idx);
   return {out, idx};
 }
 
