@@ -1,5 +1,6 @@
 #include "core/pool_decisions.h"
 
+#include <string>
 #include <utility>
 
 #include "core/error.h"
@@ -16,10 +17,13 @@ RecordMaxPoolDecisions::RecordMaxPoolDecisions() {
                 "RecordMaxPoolDecisions: another recording is active on this thread");
   t_recorder = this;
 }
-RecordMaxPoolDecisions::~RecordMaxPoolDecisions() { t_recorder = nullptr; }
+RecordMaxPoolDecisions::~RecordMaxPoolDecisions() {
+  if (t_recorder == this) t_recorder = nullptr;
+}
 
-void RecordMaxPoolDecisions::add(const Tensor& input, const Tensor& indices) {
-  decisions_.push_back({input.detach(), indices});
+void RecordMaxPoolDecisions::add(const Tensor& input, const Tensor& indices,
+                                 const Pool2dParams& params) {
+  decisions_.push_back({input.detach(), indices, params});
 }
 
 ReplayMaxPoolDecisions::ReplayMaxPoolDecisions(std::vector<MaxPoolDecision> decisions)
@@ -28,9 +32,25 @@ ReplayMaxPoolDecisions::ReplayMaxPoolDecisions(std::vector<MaxPoolDecision> deci
                 "ReplayMaxPoolDecisions: another replay is active on this thread");
   t_replayer = this;
 }
-ReplayMaxPoolDecisions::~ReplayMaxPoolDecisions() { t_replayer = nullptr; }
+ReplayMaxPoolDecisions::~ReplayMaxPoolDecisions() {
+  if (t_replayer == this) t_replayer = nullptr;
+}
 
-Tensor ReplayMaxPoolDecisions::next(const Tensor& input, const Shape& output_shape) {
+namespace {
+bool same_window(const Pool2dParams& a, const Pool2dParams& b) {
+  return a.kernel == b.kernel && a.stride == b.stride && a.padding == b.padding &&
+         a.ceil_mode == b.ceil_mode;
+}
+std::string window_str(const Pool2dParams& p) {
+  return "kernel " + std::to_string(p.kernel[0]) + "x" + std::to_string(p.kernel[1]) +
+         " stride " + std::to_string(p.stride[0]) + "x" + std::to_string(p.stride[1]) +
+         " padding " + std::to_string(p.padding[0]) + "x" + std::to_string(p.padding[1]) +
+         (p.ceil_mode ? " ceil" : "");
+}
+}  // namespace
+
+Tensor ReplayMaxPoolDecisions::next(const Tensor& input, const Pool2dParams& params,
+                                    const Shape& output_shape) {
   const size_t call = next_ + 1;
   FRAGILE_CHECK(next_ < decisions_.size(), "replaying max-pool decisions: max-pool call ",
                 call, " has no recorded decision (", decisions_.size(), " were recorded)");
@@ -40,6 +60,9 @@ Tensor ReplayMaxPoolDecisions::next(const Tensor& input, const Shape& output_sha
                 shape_str(input.shape()), " to ", shape_str(output_shape),
                 ", the recorded call pooled ", shape_str(d.input.shape()), " to ",
                 shape_str(d.indices.shape()));
+  FRAGILE_CHECK(same_window(d.params, params), "replaying max-pool decisions: call ", call,
+                " pools with ", window_str(params), ", the recorded call with ",
+                window_str(d.params));
   FRAGILE_CHECK(d.indices.device() == input.device(), "replaying max-pool decisions: call ",
                 call, " is on ", device_name(input.device()), ", the recorded one was on ",
                 device_name(d.indices.device()));

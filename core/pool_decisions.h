@@ -11,12 +11,16 @@
 // then exactly max_pool2d_gather(x, indices), with the same derivatives as max_pool2d.
 //
 // Both scopes are per thread, one of each at a time, and cover max_pool2d and
-// max_pool2d_with_indices (not the backward ops, which already take indices).
+// max_pool2d_with_indices (not the backward ops, which already take indices). A replay must
+// meet the same sequence of poolings as the recording: record and replay the same
+// computation (DeepLIFT and guided backprop, for instance, pool several times per forward;
+// a plain forward's recording does not fit them, and says so at the first call past it).
 #pragma once
 
 #include <cstddef>
 #include <vector>
 
+#include "core/backend.h"
 #include "core/tensor.h"
 
 namespace fragile {
@@ -24,9 +28,10 @@ namespace fragile {
 struct MaxPoolDecision {
   Tensor input;    // the pooled input, detached (kept so that a caller can inspect the ties)
   Tensor indices;  // int64, the winners: flat h * W + w in the input plane
+  Pool2dParams params;
 };
 
-// Records every max pooling's winners, in call order, while alive.
+// Records every max pooling's winners, in call order, while alive (replayed ones included).
 class RecordMaxPoolDecisions {
  public:
   RecordMaxPoolDecisions();
@@ -35,15 +40,15 @@ class RecordMaxPoolDecisions {
   RecordMaxPoolDecisions& operator=(const RecordMaxPoolDecisions&) = delete;
 
   const std::vector<MaxPoolDecision>& decisions() const { return decisions_; }
-  void add(const Tensor& input, const Tensor& indices);
+  void add(const Tensor& input, const Tensor& indices, const Pool2dParams& params);
 
  private:
   std::vector<MaxPoolDecision> decisions_;
 };
 
 // Makes the max poolings take recorded winners, in call order, while alive. A call whose
-// input shape or device differs from the recorded one, or one more call than was recorded, is
-// an error naming the call.
+// input shape, window or device differs from the recorded one, or one more call than was
+// recorded, is an error naming the call.
 class ReplayMaxPoolDecisions {
  public:
   explicit ReplayMaxPoolDecisions(std::vector<MaxPoolDecision> decisions);
@@ -51,8 +56,8 @@ class ReplayMaxPoolDecisions {
   ReplayMaxPoolDecisions(const ReplayMaxPoolDecisions&) = delete;
   ReplayMaxPoolDecisions& operator=(const ReplayMaxPoolDecisions&) = delete;
 
-  // The recorded indices for the next call, pooling `input` to `output_shape`.
-  Tensor next(const Tensor& input, const Shape& output_shape);
+  // The recorded indices for the next call, pooling `input` with `params` to `output_shape`.
+  Tensor next(const Tensor& input, const Pool2dParams& params, const Shape& output_shape);
   size_t replayed() const { return next_; }
   size_t recorded() const { return decisions_.size(); }
 

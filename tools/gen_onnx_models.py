@@ -90,8 +90,8 @@ class Winners:
         try:
             yield self.taken
         finally:
-            assert mode != "replay" or self.next == len(self.taken), "winners left unreplayed"
             self.mode = None
+        assert mode != "replay" or self.next == len(self.taken), "winners left unreplayed"
 
     def take(self, cols):
         if self.mode == "replay":
@@ -107,13 +107,15 @@ class Winners:
 WINNERS = Winners()
 
 
-def torchvision_max_pool(module, x):
-    """nn.MaxPool2d.forward through WINNERS (windows of the padded input, -inf padding)."""
-    k, s, p = (torch.nn.modules.utils._pair(a) for a in (module.kernel_size,
-                                                          module.stride or module.kernel_size,
-                                                          module.padding))
-    assert module.dilation in (1, (1, 1))
-    return pool(x, list(k), list(s), list(p), list(p), module.ceil_mode, "max", False)
+def functional_max_pool(input, kernel_size, stride=None, padding=0, dilation=1,
+                        ceil_mode=False, return_indices=False):
+    """F.max_pool2d through WINNERS (windows of the -inf padded input). torchvision calls it
+    from nn.MaxPool2d and directly (Inception v3's InceptionB and InceptionD)."""
+    pair = torch.nn.modules.utils._pair
+    assert not return_indices and pair(dilation) == (1, 1)
+    k, p = pair(kernel_size), pair(padding)
+    s = pair(stride) if stride not in (None, []) else k
+    return pool(input, list(k), list(s), list(p), list(p), ceil_mode, "max", False)
 
 
 def pool(x, kernel, strides, begin, end, ceil_mode, mode, count_include_pad):
@@ -341,15 +343,15 @@ def float32_accuracy(e, score_fn32, x, v, cls, grad64, hv64, winners64):
 
 
 @contextlib.contextmanager
-def torchvision_pools_through_winners():
-    """torchvision's max pools (nn.MaxPool2d) through WINNERS, so they can be recorded and
-    replayed."""
-    orig = torch.nn.MaxPool2d.forward
-    torch.nn.MaxPool2d.forward = torchvision_max_pool
+def torch_max_pools_through_winners():
+    """Every F.max_pool2d (nn.MaxPool2d's too) through WINNERS, so torchvision models' winners
+    can be recorded and replayed."""
+    orig = F.max_pool2d
+    F.max_pool2d = functional_max_pool
     try:
         yield
     finally:
-        torch.nn.MaxPool2d.forward = orig
+        F.max_pool2d = orig
 
 
 @contextlib.contextmanager
@@ -658,16 +660,17 @@ def export_torchvision(out, name, ctor, size, opset, training_mode, seed, metada
         logits = md(xd)
     v = torch.randn(x.shape, generator=g, dtype=F64).float().double()
     cls = int(logits.argmax())
-    with relu_as_softplus(BETA), torchvision_pools_through_winners(), \
+    with relu_as_softplus(BETA), torch_max_pools_through_winners(), \
             WINNERS.scope("record") as winners:
         z_sp, grad, hv = grad_and_hvp(md, xd, v, cls)
+    assert len(winners) == sum(n.op_type == "MaxPool" for n in model.graph.node), name
     e = dict(name=name, model=rel, input=save(out, f"{name}_x.npy", x.numpy()),
              logits=save(out, f"{name}_logits.npy", logits.numpy()),
              sp_logits=save(out, f"{name}_sp_logits.npy", z_sp.numpy()),
              vector=save(out, f"{name}_v.npy", v.numpy().astype(np.float32)),
              grad=save(out, f"{name}_grad.npy", grad.numpy()),
              hvp=save(out, f"{name}_hvp.npy", hv.numpy()), cls=cls, beta=BETA)
-    with relu_as_softplus(BETA), torchvision_pools_through_winners():
+    with relu_as_softplus(BETA), torch_max_pools_through_winners():
         float32_accuracy(e, md.float(), xd, v, cls, grad, hv, winners)
     return e
 
@@ -692,6 +695,7 @@ def onnx_reference(out, name, model, model_path, input_name, x, score, with_hvp=
             xg = xd.clone().requires_grad_(True)
             z_sp = fn(xg)
             (grad,) = torch.autograd.grad(z_sp.reshape(z_sp.shape[0], -1)[:, cls].sum(), xg)
+    assert len(winners) == sum(n.op_type == "MaxPool" for n in model.graph.node), name
     e["sp_logits"] = save(out, f"{name}_sp_logits.npy", z_sp.detach().numpy())
     e["grad"] = save(out, f"{name}_grad.npy", grad.numpy())
     sp32 = TorchOnnx(model, softplus_beta=BETA, dtype=np.float32)

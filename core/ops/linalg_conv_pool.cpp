@@ -135,14 +135,15 @@ PoolResult max_pool2d_with_indices(const Tensor& x, const Pool2dParams& p) {
   if (ReplayMaxPoolDecisions* replay = active_max_pool_replayer()) {
     // The recorded winners instead of a comparison (core/pool_decisions.h); gather has the
     // same derivatives as max_pool2d with those indices.
-    Tensor idx = replay->next(x, s);
+    Tensor idx = replay->next(x, p, s);
+    if (RecordMaxPoolDecisions* recorder = active_max_pool_recorder()) recorder->add(x, idx, p);
     return {max_pool2d_gather(x, idx), idx};
   }
   Tensor out = Tensor::empty(s, x.dtype(), x.device());
   Tensor idx = Tensor::empty(s, DType::Int64, x.device());
   backend_for(x.device()).max_pool2d(x, out, idx, p);
   out = record(op_def("max_pool2d"), {x, idx}, out);
-  if (RecordMaxPoolDecisions* recorder = active_max_pool_recorder()) recorder->add(x, idx);
+  if (RecordMaxPoolDecisions* recorder = active_max_pool_recorder()) recorder->add(x, idx, p);
   return {out, idx};
 }
 

@@ -113,6 +113,27 @@ TEST(MaxPoolDecisions, ReplayThatDoesNotFitIsAnErrorNamingTheCall) {
   }
 }
 
+TEST(MaxPoolDecisions, ReplayWithAnotherWindowOfTheSameShapeIsAnError) {
+  Pool2dParams three = two_by_two();  // [1,1,2,4] -> [1,1,1,2] too, with a 2x3 window
+  three.kernel = {2, 3};
+  three.padding = {0, 1};
+  const auto decisions = record_pooling(plane({1, 2, 8, 7, 3, 4, 6, 5}));
+  ReplayMaxPoolDecisions replay(decisions);
+  expect_error_containing([&] { (void)max_pool2d(plane({1, 2, 3, 4, 5, 6, 7, 8}), three); },
+                          "call 1 pools with kernel 2x3 stride 2x2 padding 0x1, the recorded "
+                          "call with kernel 2x2 stride 2x2 padding 0x0");
+}
+
+// A recording made while replaying holds the replayed winners: replays chain.
+TEST(MaxPoolDecisions, RecordingDuringAReplayKeepsTheReplayedWinners) {
+  const auto decisions = record_pooling(plane({1, 2, 8, 7, 3, 4, 6, 5}));
+  ReplayMaxPoolDecisions replay(decisions);
+  RecordMaxPoolDecisions rec;
+  (void)max_pool2d(plane({9, 0, 0, 0, 0, 0.5, 0, 1}), two_by_two());
+  ASSERT_EQ(rec.decisions().size(), 1u);
+  EXPECT_EQ(rec.decisions()[0].indices.to_vector(), (std::vector<double>{5, 2}));
+}
+
 TEST(MaxPoolDecisions, OneScopeOfEachKindPerThread) {
   RecordMaxPoolDecisions rec;
   expect_error_containing([] { RecordMaxPoolDecisions again; }, "another recording is active");

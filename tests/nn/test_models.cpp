@@ -16,9 +16,10 @@
 // or PyTorch's) takes other winners than float64 and lands on another piece of the function:
 // its gradient 6e-3 of max |g| from float64's, its HVP 1.4e-2, while on float64's winners it
 // is within 1e-5 and 1e-4 (PyTorch's float32 likewise: 7.5e-6 and 6.5e-5). PyTorch float32
-// on 1 and on 2 threads differs from itself by as much. So the float32 run replays the float64 run's winners (core/pool_decisions.h), and a
-// free float32 run must take other winners only at ties float32 cannot resolve (a wrong
-// activation or pooling upstream would move winners by far more); its errors are printed.
+// on 1 and on 2 threads differs from itself by as much. So the float32 run replays the
+// float64 run's winners (core/pool_decisions.h), and a free float32 run must take other
+// winners only at ties float32 cannot resolve (a wrong activation or pooling upstream would
+// move winners by far more); its errors are printed.
 #include <algorithm>
 #include <iostream>
 #include <sstream>
@@ -73,12 +74,13 @@ Derivatives softplus_derivatives(const nn::Model& sp, DType dtype, const Tensor&
 }
 
 // The winners a float32 run took differently from the float64 run must all be ties float32
-// cannot resolve: the two inputs (float64 values) within 1e-6 of the largest input of that
-// pooling (float32 rounding of an accumulated activation; this covers values that underflow
-// to 0 in float32), or within 1e-4 of each other relative to their size. A wrong activation
-// or pooling upstream would move winners by far more. Returns how many windows took another
-// winner among inputs that are not negligible (above 1e-12 of the largest): the ones that
-// can move a derivative.
+// cannot resolve (float64 values of the two inputs): both below float32's normal range (1e-37;
+// float32 flushes them to 0), within 1e-6 of the largest input of their plane (float32
+// rounding of an accumulated activation), or within 1e-4 of each other relative to their
+// size. A wrong activation or pooling upstream would move winners by far more; a non-finite
+// winner (a -inf pad) fails. Returns how many windows took another winner among inputs that
+// are not negligible (above 1e-12 of the pooling's largest input): the ones that can move a
+// derivative.
 int64_t expect_only_ties_differ(const std::vector<MaxPoolDecision>& f32,
                                 const std::vector<MaxPoolDecision>& f64,
                                 const std::string& name) {
@@ -87,23 +89,34 @@ int64_t expect_only_ties_differ(const std::vector<MaxPoolDecision>& f32,
   for (size_t layer = 0; layer < std::min(f32.size(), f64.size()); ++layer) {
     const Shape& in = f64[layer].input.shape();
     const Shape& out = f64[layer].indices.shape();
+    if (f32[layer].input.shape() != in || f32[layer].indices.shape() != out) {
+      ADD_FAILURE() << name << ": max-pool call " << layer + 1 << " pools "
+                    << shape_str(f32[layer].input.shape()) << " in float32, "
+                    << shape_str(in) << " in float64";
+      continue;
+    }
     const std::vector<double> x = f64[layer].input.to_vector();
     const std::vector<double> i32 = f32[layer].indices.to_vector();
     const std::vector<double> i64 = f64[layer].indices.to_vector();
-    double largest = 0;  // finite: inputs padded with -inf (asymmetric ONNX pads) have those
-    for (double xi : x) {
-      if (std::isfinite(xi)) largest = std::max(largest, std::abs(xi));
-    }
     const int64_t out_plane = out[2] * out[3], in_plane = in[2] * in[3];
+    // The largest finite |input| of each plane and of the pooling (pads of -inf excluded).
+    std::vector<double> largest(static_cast<size_t>(in[0] * in[1]), 0.0);
+    for (size_t i = 0; i < x.size(); ++i) {
+      double& l = largest[i / static_cast<size_t>(in_plane)];
+      if (std::isfinite(x[i])) l = std::max(l, std::abs(x[i]));
+    }
+    const double overall = *std::max_element(largest.begin(), largest.end());
     for (size_t e = 0; e < i64.size(); ++e) {
       if (i32[e] == i64[e]) continue;
-      const int64_t base = static_cast<int64_t>(e) / out_plane * in_plane;
-      const double a = x[base + static_cast<int64_t>(i32[e])];
-      const double b = x[base + static_cast<int64_t>(i64[e])];
-      const double gap = std::abs(a - b);
-      if (std::max(std::abs(a), std::abs(b)) > 1e-12 * largest) ++relevant;
-      if (gap > 1e-6 * largest && gap > 1e-4 * std::max(std::abs(a), std::abs(b)) &&
-          reported++ < 5) {
+      const int64_t plane = static_cast<int64_t>(e) / out_plane;
+      const double a = x[plane * in_plane + static_cast<int64_t>(i32[e])];
+      const double b = x[plane * in_plane + static_cast<int64_t>(i64[e])];
+      const double gap = std::abs(a - b), size = std::max(std::abs(a), std::abs(b));
+      const bool finite = std::isfinite(a) && std::isfinite(b);
+      if (finite && size > 1e-12 * overall) ++relevant;
+      const bool tie = finite && (size < 1e-37 || gap <= 1e-6 * largest[plane] ||
+                                  gap <= 1e-4 * size);
+      if (!tie && reported++ < 5) {
         ADD_FAILURE() << name << ": max-pool call " << layer + 1 << ", output " << e
                       << ": float32 took the input worth " << a << " (in float64), float64 the"
                       << " one worth " << b << ": not a tie";
@@ -111,6 +124,11 @@ int64_t expect_only_ties_differ(const std::vector<MaxPoolDecision>& f32,
     }
   }
   return relevant;
+}
+
+int64_t count_nodes(const nn::Model& m, const std::string& op_type) {
+  return std::count_if(m.graph.nodes.begin(), m.graph.nodes.end(),
+                       [&](const auto& n) { return n.op_type == op_type; });
 }
 
 void check_model(const std::string& name, DType dtype, Tolerances tol) {
@@ -144,6 +162,8 @@ void check_model(const std::string& name, DType dtype, Tolerances tol) {
       (void)softplus_derivatives(sp, DType::Float64, x, v, cls);
       f64_winners = rec.decisions();
     }
+    // Every MaxPool node went through the recording (else "same winners" would be a free run).
+    EXPECT_EQ(static_cast<int64_t>(f64_winners.size()), count_nodes(sp, "MaxPool"));
     Derivatives free;
     {
       RecordMaxPoolDecisions rec;
@@ -151,6 +171,7 @@ void check_model(const std::string& name, DType dtype, Tolerances tol) {
       f32_winners = rec.decisions();
     }
     const int64_t other = expect_only_ties_differ(f32_winners, f64_winners, name);
+    EXPECT_LT(rel_err(free.logits, npy(e["sp_logits"])), tol.logits);  // continuous at ties
     free_run << "; float32 on its own winners (" << other
              << " windows tie-broken the other way): grad rel err "
              << rel_err(free.grad, npy(e["grad"]));
