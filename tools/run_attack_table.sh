@@ -23,6 +23,8 @@
 #   -O DIR        run folder                          (default out/attack_table)
 #   -F FRAGILE    the fragile binary                  (default build/bin/fragile)
 #   -d DEVICE     cpu or cuda                         (default cpu)
+#   -t            table only: run nothing; write the table from the finished runs, leaving
+#                 out (method, epsilon) groups with a run missing, and list those
 # Example, a quick look: tools/run_attack_table.sh -p 20 -e 8 -m gradient -i ../shared/images/chelsea.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,8 +42,9 @@ TABLE=docs/attack_table.md
 OUT=out/attack_table
 FRAGILE=${FRAGILE:-build/bin/fragile}
 DEVICE=cpu
+TABLE_ONLY=0
 
-while getopts "p:e:m:a:i:s:k:g:M:o:O:F:d:h" opt; do
+while getopts "p:e:m:a:i:s:k:g:M:o:O:F:d:th" opt; do
   case "$opt" in
     p) ITERS=$OPTARG ;;
     e) EPSILONS=$OPTARG ;;
@@ -56,15 +59,17 @@ while getopts "p:e:m:a:i:s:k:g:M:o:O:F:d:h" opt; do
     O) OUT=$OPTARG ;;
     F) FRAGILE=$OPTARG ;;
     d) DEVICE=$OPTARG ;;
-    h) sed -n '2,26p' "$0"; exit 0 ;;
-    *) sed -n '2,26p' "$0" >&2; exit 2 ;;
+    t) TABLE_ONLY=1 ;;
+    h) sed -n '2,28p' "$0"; exit 0 ;;
+    *) sed -n '2,28p' "$0" >&2; exit 2 ;;
   esac
 done
 
 if [ -z "$IMAGES" ]; then
   IMAGES=$(ls ../shared/images/*.png ../shared/images/*.jpg 2>/dev/null | sort | tr '\n' ' ')
 fi
-[ -x "$FRAGILE" ] || { echo "run_attack_table: $FRAGILE not found (build first, or -F)" >&2; exit 1; }
+[ "$TABLE_ONLY" = 1 ] || [ -x "$FRAGILE" ] ||
+  { echo "run_attack_table: $FRAGILE not found (build first, or -F)" >&2; exit 1; }
 [ -f "$MODEL" ] || { echo "run_attack_table: model $MODEL not found" >&2; exit 1; }
 [ -n "$IMAGES" ] || { echo "run_attack_table: no images" >&2; exit 1; }
 
@@ -80,6 +85,7 @@ for method in $METHODS; do
         echo "== $method eps $eps $attack: reusing $dir/result.json"
         continue
       fi
+      [ "$TABLE_ONLY" = 1 ] && continue
       echo "== $method eps $eps $attack (P $ITERS, $n_images images)"
       "$FRAGILE" attack --model "$MODEL" "${image_args[@]}" --method "$method" \
         --attack "$attack" --epsilon "$eps" --iters "$ITERS" --step "$STEP" --k "$TOPK" \
@@ -121,8 +127,14 @@ header = "| method | eps | image | label kept | " + " | ".join(
     f"centre shift {a} (px)" for a in attacks) + " |"
 lines += [header, "|" + "---|" * (header.count("|") - 1)]
 summary = []
+missing = []
 for method in methods:
     for eps in epsilons:
+        absent = [a for a in attacks if not os.path.exists(os.path.join(
+            out, f"{method}_eps{eps}_{a}_p{iters}", "result.json"))]
+        if absent:
+            missing.append(f"{method} eps {eps} ({', '.join(absent)})")
+            continue
         runs = {a: load(method, eps, a) for a in attacks}
         n = len(runs[attacks[0]]["images"])
         means = {a: {"topk_intersection": [], "spearman": [], "center_shift": []} for a in attacks}
@@ -162,6 +174,9 @@ for method, eps, kept_all, avg in summary:
                  + f" | {order} |")
 lines += ["", "\"paper's ordering\": top-k and mass-center attacks reach a lower top-k "
           "intersection than random sign noise of the same size.", ""]
+if missing:
+    lines += ["Not run yet, left out: " + "; ".join(missing) + ".", ""]
+    print("run_attack_table: left out (runs missing): " + "; ".join(missing), file=sys.stderr)
 os.makedirs(os.path.dirname(table) or ".", exist_ok=True)
 with open(table, "w") as f:
     f.write("\n".join(lines))
