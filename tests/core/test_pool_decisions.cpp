@@ -4,6 +4,7 @@
 // that does not fit the calls it meets is an error naming the call.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
