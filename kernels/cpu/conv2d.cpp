@@ -19,9 +19,8 @@
 // image plane [Cg, H*W] already is the column matrix; dilation has no effect on a 1x1 kernel.
 //
 // Parallelism: the work items are (image, group) pairs. With at least as many items as OpenMP
-// threads, each thread takes whole items with its own column buffer (Eigen detects the
-// parallel region and runs single-threaded); otherwise items run in order and Eigen's GEMM
-// uses the threads. Backward weight accumulates over images, so parallel items write
+// threads, each thread takes whole items with its own column buffer (single-threaded GEMMs);
+// otherwise items run in order and each GEMM is split over the threads (parallel_gemm.h). Backward weight accumulates over images, so parallel items write
 // per-thread partial sums that are added at the end.
 #include <Eigen/Core>
 #include <algorithm>
@@ -32,6 +31,7 @@
 #include "core/error.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/cpu/parallel_gemm.h"
 
 namespace fragile::cpu {
 namespace {
@@ -197,10 +197,10 @@ void conv2d_impl(const Tensor& x_in, const Tensor& w_in, Tensor& out, const Conv
     MapC<T> Wg(wp + gi * g.Og * g.CgKK(), g.Og, g.CgKK());
     MapM<T> Y(op + (n * g.C_out + gi * g.Og) * g.HoWo(), g.Og, g.HoWo());
     if (g.pointwise()) {
-      Y.noalias() = Wg * MapC<T>(xs, g.Cg, g.HW());
+      parallel_gemm(Y, Wg, MapC<T>(xs, g.Cg, g.HW()));
     } else {
       im2col(xs, g, col);
-      Y.noalias() = Wg * MapC<T>(col, g.CgKK(), g.HoWo());
+      parallel_gemm(Y, Wg, MapC<T>(col, g.CgKK(), g.HoWo()));
     }
   });
 }
@@ -218,9 +218,9 @@ void conv2d_backward_input_impl(const Tensor& grad_in, const Tensor& w_in, Tenso
     MapC<T> Gr(gp + (n * g.C_out + gi * g.Og) * g.HoWo(), g.Og, g.HoWo());
     T* dx = op + (n * g.C_in + gi * g.Cg) * g.HW();
     if (g.pointwise()) {
-      MapM<T>(dx, g.Cg, g.HW()).noalias() = Wg.transpose() * Gr;
+      parallel_gemm(MapM<T>(dx, g.Cg, g.HW()), Wg.transpose(), Gr);
     } else {
-      MapM<T>(col, g.CgKK(), g.HoWo()).noalias() = Wg.transpose() * Gr;
+      parallel_gemm(MapM<T>(col, g.CgKK(), g.HoWo()), Wg.transpose(), Gr);
       // Each item owns its [Cg, H, W] slab of dx, so zeroing and accumulating need no locks.
       std::fill(dx, dx + g.Cg * g.HW(), T(0));
       col2im(col, g, dx);
@@ -257,10 +257,10 @@ void conv2d_backward_weight_impl(const Tensor& x_in, const Tensor& grad_in, Tens
     MapC<T> Gr(gp + (n * g.C_out + gi * g.Og) * g.HoWo(), g.Og, g.HoWo());
     const T* xs = xp + (n * g.C_in + gi * g.Cg) * g.HW();
     if (g.pointwise()) {
-      dWg.noalias() += Gr * MapC<T>(xs, g.Cg, g.HW()).transpose();
+      parallel_gemm(dWg, Gr, MapC<T>(xs, g.Cg, g.HW()).transpose(), /*accumulate=*/true);
     } else {
       im2col(xs, g, col);
-      dWg.noalias() += Gr * MapC<T>(col, g.CgKK(), g.HoWo()).transpose();
+      parallel_gemm(dWg, Gr, MapC<T>(col, g.CgKK(), g.HoWo()).transpose(), /*accumulate=*/true);
     }
   });
 

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/cpu/parallel_gemm.h"
 
 namespace fragile::cpu {
 namespace {
@@ -82,13 +83,14 @@ void matmul_impl(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
     Eigen::Map<RowMat<T>> C(o + bi * M * N, M, N);
     // Eigen's depth-0 product writes zeros, so K == 0 needs no special case.
     with_map<T>(a, va, bi, [&](const auto& A) {
-      with_map<T>(b, vb, bi, [&](const auto& Bm) { C.noalias() = A * Bm; });
+      with_map<T>(b, vb, bi, [&](const auto& Bm) { parallel_gemm(C, A, Bm); });
     });
   };
 
   // Many small matrices (attention-like batches, per-example products) are better served by
   // one GEMM per thread than by splitting each small GEMM; Eigen sees it is inside a parallel
-  // region and stays single-threaded there. Otherwise Eigen's own OpenMP GEMM uses the cores.
+  // region and stays single-threaded there. Otherwise each GEMM is split over the threads
+  // (parallel_gemm.h).
   const int threads = omp_get_max_threads();
   if (B > 1 && B >= threads && threads > 1 && B * M * N * a.size(2) >= kParallelGrain * 16) {
 #pragma omp parallel for schedule(static)
