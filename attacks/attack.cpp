@@ -14,6 +14,7 @@
 #include "attribution/metrics.h"
 #include "core/autograd.h"
 #include "core/error.h"
+#include "core/image_streams.h"
 #include "core/ops.h"
 #include "nn/session.h"
 #include "nn/transforms.h"
@@ -132,7 +133,7 @@ class Algorithm1 {
   Algorithm1(const nn::Session& model, Surrogate& surrogate, const Tensor& x0,
              const PixelSpace& space, const Config& config)
       : model_(model), surrogate_(surrogate), x0_(x0), space_(space), cfg_(config),
-        rng_(config.seed) {}
+        random_signs_(config.seed, config.attribution.first_image, x0.size(0)) {}
 
   Result run() {
     const DType dt = x0_.dtype();
@@ -230,7 +231,7 @@ class Algorithm1 {
   Direction direction(const Tensor& x) {
     Direction d;
     if (cfg_.kind == Kind::RandomSign) {
-      d.direction = Tensor::randn(x.shape(), rng_, x.dtype()).to(x.device());
+      d.direction = random_signs_.randn(x.shape(), x.dtype()).to(x.device());
       return d;
     }
     const nn::Session& net = surrogate_.at(cfg_.surrogate_beta);
@@ -291,7 +292,7 @@ class Algorithm1 {
   const Tensor x0_;
   const PixelSpace& space_;
   const Config& cfg_;
-  std::mt19937_64 rng_;
+  ImageStreams random_signs_;
 
   int64_t n_ = 0, h_ = 0, w_ = 0;
   std::vector<int64_t> labels_;
@@ -345,6 +346,10 @@ Result run_attack(const nn::Session& model, Surrogate& surrogate, const Tensor& 
                 "epsilon must be positive, got ", config.epsilon);
   FRAGILE_CHECK(config.kind == Kind::Manipulate || config.step > 0,
                 "the step size must be positive, got ", config.step);
+  const int64_t pixels = x0.size(2) * x0.size(3);
+  // Checked here, not after P iterations: the final metrics need k below the map's size.
+  FRAGILE_CHECK(config.k >= 1 && config.k < pixels, "k = ", config.k,
+                " must be at least 1 and smaller than the map's ", pixels, " pixels");
   const Tensor x = contiguous(x0.detach());
   if (config.kind == Kind::Manipulate) {
     Result r = run_manipulation(model, surrogate, x, space, config);

@@ -71,7 +71,9 @@ struct Config {
   int64_t iters = 300;   // P
   int64_t k = 1000;      // top-k set of the attack and of the reported intersection
   double surrogate_beta = 1.0;  // softplus beta of the direction network; <= 0: the original
-  uint64_t seed = 0;            // random sign directions
+  // Random sign directions: image n draws from its own stream (seed, attribution.first_image
+  // + n), so a batch gives each image what it would get alone.
+  uint64_t seed = 0;
 
   Tensor region;  // Targeted: 0/1 mask [1 or N, H, W] of where saliency should go
 

@@ -11,6 +11,7 @@
 
 #include "attribution/graph_walk.h"
 #include "attribution/propagation.h"
+#include "core/image_streams.h"
 #include "core/autograd.h"
 #include "core/error.h"
 #include "core/ops.h"
@@ -100,6 +101,21 @@ Tensor resolve_reference(const Options& o, const Tensor& x, const char* what) {
   return on_x_device.dtype() == x.dtype() ? on_x_device : to_dtype(on_x_device, x.dtype());
 }
 
+// The reference IG starts from and DeepLIFT compares with: Options::reference when given,
+// else the default. Built under the caller's grad mode: the image-mean default is a function
+// of x and is differentiated as such when create_graph is set.
+Tensor reference_for(const Options& o, const Tensor& x, const char* what) {
+  Tensor ref = resolve_reference(o, x, what);
+  if (ref.defined()) return ref;
+  switch (o.default_reference) {
+    case Options::DefaultReference::Zero:
+      return Tensor::zeros(x.shape(), x.dtype(), x.device());
+    case Options::DefaultReference::ImageChannelMean:
+      return contiguous(expand(mean(x, {2, 3}, true), x.shape()));
+  }
+  FRAGILE_FAIL(what, ": unknown default reference");
+}
+
 Tensor finish(const Tensor& a, const Tensor& x, bool create_graph) {
   Tensor r = a.dtype() == x.dtype() ? a : to_dtype(a, x.dtype());
   return create_graph ? r : r.detach();
@@ -156,8 +172,7 @@ Tensor attribute(const nn::Session& model, const Tensor& x, const std::vector<in
       FRAGILE_CHECK(m >= 1, "ig: ig_steps must be >= 1, got ", m);
       std::optional<NoGradGuard> ng;
       if (!create_graph) ng.emplace();
-      Tensor ref = resolve_reference(o, x, name);
-      if (!ref.defined()) ref = Tensor::zeros(x.shape(), x.dtype(), x.device());
+      Tensor ref = reference_for(o, x, name);
       Tensor diff = sub(x, ref);
       Tensor total = summed_gradients(
           scores, m, o.ig_batch, classes,
@@ -166,8 +181,8 @@ Tensor attribute(const nn::Session& model, const Tensor& x, const std::vector<in
       return finish(mul(diff, div(total, static_cast<double>(m))), x, create_graph);
     }
     case Method::SmoothGrad: {
-      // sigma_n = smoothgrad_sigma * (max x_n - min x_n); noise drawn per sample, in order, from
-      // one mt19937_64 seeded with `seed`: Tensor::randn(x.shape(), rng, x.dtype()).
+      // sigma_n = smoothgrad_sigma * (max x_n - min x_n); noise drawn per sample, in order,
+      // image n's from its own stream (seed, first_image + n).
       const int64_t k = o.smoothgrad_samples;
       FRAGILE_CHECK(k >= 1, "smoothgrad: smoothgrad_samples must be >= 1, got ", k);
       std::optional<NoGradGuard> ng;
@@ -178,10 +193,10 @@ Tensor attribute(const nn::Session& model, const Tensor& x, const std::vector<in
       for (int64_t d = 1; d < x.dim(); ++d) rest.push_back(d);
       const Tensor range = add(amax(x, rest, true), amax(neg(x), rest, true));
       const Tensor sigma = mul(range, o.smoothgrad_sigma);
-      std::mt19937_64 rng(o.seed);
+      ImageStreams streams(o.seed, o.first_image, x.size(0));
       std::vector<Tensor> noise;
       for (int64_t i = 0; i < k; ++i) {
-        noise.push_back(mul(on_device(Tensor::randn(x.shape(), rng, x.dtype()), x), sigma));
+        noise.push_back(mul(on_device(streams.randn(x.shape(), x.dtype()), x), sigma));
       }
       Tensor total = summed_gradients(
           scores, k, o.ig_batch, classes, [&](int64_t i) { return add(x, noise[i]); }, create_graph);
@@ -204,12 +219,11 @@ Tensor attribute(const nn::Session& model, const Tensor& x, const std::vector<in
     }
     case Method::DeepLift: {
       FRAGILE_CHECK(x.dim() == 4, "deeplift: x must be [N, C, H, W], got ", shape_str(x.shape()));
-      Tensor ref = resolve_reference(o, x, name);
-      if (!ref.defined()) {
-        // The per-channel mean image of each x_n (a function of x, differentiated as such).
+      Tensor ref;
+      {
         std::optional<NoGradGuard> ng;
         if (!create_graph) ng.emplace();
-        ref = contiguous(expand(mean(x, {2, 3}, true), x.shape()));
+        ref = reference_for(o, x, name);
       }
       return finish(detail::deeplift(model, x, ref, classes, create_graph), x, create_graph);
     }

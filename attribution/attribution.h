@@ -25,7 +25,7 @@ enum class Method {
   GradientTimesInput,   // x * dS/dx
   IntegratedGradients,  // (x - ref) * mean_{i=1..M} dS/dx(ref + i/M (x - ref))
   SmoothGrad,           // mean over n samples of dS/dx(x + N(0, sigma^2))
-  DeepLift,             // Rescale rule, reference = per-channel mean image
+  DeepLift,             // Rescale rule; reference as for IG (Options::default_reference)
   GuidedBackprop,
   LrpEpsilon,
   LrpAlphaBeta,         // alpha-beta rule; z^B rule on the first layer
@@ -42,9 +42,20 @@ struct Options {
   int64_t ig_steps = 100;        // M (Ghorbani: 100)
   int64_t ig_batch = 16;         // IG points evaluated per chunk (memory vs speed)
   Tensor reference;              // IG / DeepLIFT reference [1 or N, C, H, W]; undefined = default
+  // The reference when `reference` is undefined. Zero: the zero of the preprocessed input,
+  // which for a model that subtracts the dataset's channel means (SqueezeNet) is Ghorbani's
+  // "channel-wise mean image" for ImageNet (their code: np.zeros after mean subtraction), for
+  // IG and DeepLIFT alike. ImageChannelMean: each image's own per-channel mean colour, a
+  // function of x (an attack differentiates through it).
+  enum class DefaultReference { Zero, ImageChannelMean };
+  DefaultReference default_reference = DefaultReference::Zero;
   int64_t smoothgrad_samples = 50;
   double smoothgrad_sigma = 0.15;  // noise std as a fraction of (max - min) of the input
-  uint64_t seed = 0;
+  uint64_t seed = 0;              // SmoothGrad noise
+  // Index of x's first image in the caller's whole run: image n's SmoothGrad noise comes from
+  // its own stream (seed, first_image + n) (core/image_streams.h), so its map does not depend
+  // on how the run was cut into batches.
+  int64_t first_image = 0;
   double lrp_epsilon = 1e-6;
   double lrp_alpha = 1.0, lrp_beta = 0.0;
   // z^B bounds of the first layer's input (the valid box): 1 value or one per channel, in

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <utility>
 #include <vector>
@@ -183,7 +184,13 @@ std::pair<double, double> center_of_mass(const std::vector<double>& map, int64_t
       c += v * static_cast<double>(j);
     }
   }
-  FRAGILE_CHECK(total > 0.0, "center_of_mass: the map is all zeros");
+  // An all-zero map (an image equal to the IG / DeepLIFT reference, a dead network) has no
+  // centre: NaN, which the attack's best-iterate rule skips and result.json writes as null,
+  // rather than an error that would end the whole batch.
+  if (!(total > 0.0)) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    return {nan, nan};
+  }
   return {r / total, c / total};
 }
 

@@ -12,7 +12,8 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b);
 double mse(const std::vector<double>& a, const std::vector<double>& b);
 // |topk(a) ∩ topk(b)| / k on flattened maps (k = 1000 in Ghorbani).
 double topk_intersection(const std::vector<double>& a, const std::vector<double>& b, int64_t k);
-// Centre of mass (row, col) of a non-negative H x W map; and the L2 distance between two.
+// Centre of mass (row, col) of a non-negative H x W map, NaN for an all-zero map; and the L2
+// distance between two (NaN when either is all zero).
 std::pair<double, double> center_of_mass(const std::vector<double>& map, int64_t h, int64_t w);
 double center_shift(const std::vector<double>& a, const std::vector<double>& b, int64_t h,
                     int64_t w);

@@ -18,7 +18,8 @@ Tiny models run in float64. Each method follows its published definition directl
   deeplift      Rescale rule: activations get the multiplier (f(x) - f(r)) / (x - r) through a
                 custom autograd Function (f'(x) where |x - r| <= sqrt(eps) (1 + |x| + |r|)),
                 linear layers and max pooling keep their gradient; map = (x - ref) * multipliers;
-                ref = per-channel mean image of x
+                ref = 0 (the preprocessed zero, as for IG); deeplift_image_mean: each
+                image's own per-channel mean colour
   guided_backprop   activations' backward replaced by relu(g) * f'(x)
   lrp_*         relevance walked backwards layer by layer from R = S_c: epsilon or alpha-beta on
                 Conv/Gemm/MatMul (alpha-beta without biases), z^B with the valid box on layers
@@ -189,6 +190,8 @@ class Rescale(torch.autograd.Function):
 
 def deeplift(m, x, classes, ref=None):
     if ref is None:
+        ref = torch.zeros_like(x)
+    elif isinstance(ref, str) and ref == "image_mean":
         ref = x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone()
     rtrace = []
     with torch.no_grad():
@@ -433,6 +436,8 @@ def tiny_references(out, rng):
             "ig_with_reference": ({"ig_steps": 5, "ig_batch": 2, "reference": True},
                                   integrated_gradients(m, x, classes, 5, ig_ref)),
             "deeplift": ({}, deeplift(m, x, classes)),
+            "deeplift_image_mean": ({"default_reference": "image_channel_mean"},
+                                    deeplift(m, x, classes, "image_mean")),
             "guided_backprop": ({}, guided_backprop(m, x, classes)),
             "lrp_epsilon": ({"lrp_epsilon": 0.01}, lrp(m, x, classes, "epsilon", 0.01)),
             "lrp_alphabeta": ({"lrp_epsilon": 1e-6},

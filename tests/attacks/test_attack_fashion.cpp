@@ -5,6 +5,7 @@
 // one. Small P keeps this fast.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <numeric>
 
@@ -111,20 +112,55 @@ TEST_F(FashionAttack, TopkAndCenterBeatRandomSignWithTheLabelKept) {
   EXPECT_LT(i_topk, 0.8);
 }
 
+// Pixels of image i of `r` that differ from `one`'s single image by more than 1e-9.
+int64_t pixels_differing(const Result& one, const Result& r, int64_t i) {
+  const std::vector<double> a = one.perturbed.to_vector();
+  const std::vector<double> b = contiguous(slice(r.perturbed, 0, i, i + 1)).to_vector();
+  int64_t differ = 0;
+  for (size_t j = 0; j < a.size(); ++j) differ += std::abs(a[j] - b[j]) > 1e-9;
+  return differ;
+}
+
 TEST_F(FashionAttack, BatchedImagesAreAttackedIndependently) {
   const Tensor x = load_samples({kSamples[0], kSamples[1]}, DType::Float64);
-  const Config c = config(Kind::TopK, 3);
-  const Result both = attack(x, c);
-  for (int64_t i = 0; i < 2; ++i) {
-    const Result one = attack(contiguous(slice(x, 0, i, i + 1)), c);
-    EXPECT_EQ(one.images[0].best_iter, both.images[i].best_iter);
-    EXPECT_NEAR(one.images[0].topk_intersection, both.images[i].topk_intersection, 1e-12);
-    const std::vector<double> a = one.perturbed.to_vector();
-    const std::vector<double> b = contiguous(slice(both.perturbed, 0, i, i + 1)).to_vector();
-    int64_t differ = 0;
-    for (size_t j = 0; j < a.size(); ++j) differ += std::abs(a[j] - b[j]) > 1e-9;
-    EXPECT_EQ(differ, 0) << "image " << i;
+  for (Kind kind : {Kind::TopK, Kind::RandomSign, Kind::MassCenter}) {
+    const Config c = config(kind, 3);
+    const Result both = attack(x, c);
+    for (int64_t i = 0; i < 2; ++i) {
+      // Alone, image i is told its place in the run: random signs come from its own stream.
+      Config alone = c;
+      alone.attribution.first_image = i;
+      const Result one = attack(contiguous(slice(x, 0, i, i + 1)), alone);
+      EXPECT_EQ(one.images[0].best_iter, both.images[i].best_iter) << kind_name(kind);
+      EXPECT_NEAR(one.images[0].topk_intersection, both.images[i].topk_intersection, 1e-12);
+      EXPECT_EQ(pixels_differing(one, both, i), 0) << kind_name(kind) << ", image " << i;
+    }
   }
+  // Image 1 alone without its place gets image 0's random signs: the check above can fail.
+  const Result both = attack(x, config(Kind::RandomSign, 3));
+  const Result wrong = attack(contiguous(slice(x, 0, 1, 2)), config(Kind::RandomSign, 3));
+  EXPECT_GT(pixels_differing(wrong, both, 1), 0);
+}
+
+// Gradient x input of a black image is zero everywhere: its map has no centre of mass. That
+// image gets no dissimilarity (NaN, so no best iterate); the other image of the batch is
+// attacked as if alone.
+TEST_F(FashionAttack, AnAllZeroMapDoesNotEndTheBatch) {
+  const Tensor sample = load_samples({kSamples[1]}, DType::Float64);
+  const Tensor x = concat({Tensor::zeros({1, 1, 28, 28}, DType::Float64), sample}, 0);
+  Config c = config(Kind::MassCenter, 3);
+  c.method = attr::Method::GradientTimesInput;
+  const Result both = attack(x, c);
+  ASSERT_EQ(both.images.size(), 2u);
+  EXPECT_TRUE(std::isnan(both.images[0].center_shift));
+  EXPECT_EQ(both.images[0].best_iter, -1);
+  Config alone = c;
+  alone.attribution.first_image = 1;
+  const Result one = attack(sample, alone);
+  EXPECT_TRUE(std::isfinite(both.images[1].center_shift));
+  EXPECT_EQ(one.images[0].best_iter, both.images[1].best_iter);
+  EXPECT_NEAR(one.images[0].center_shift, both.images[1].center_shift, 1e-12);
+  EXPECT_EQ(pixels_differing(one, both, 1), 0);
 }
 
 TEST_F(FashionAttack, FailureIsReportedAndTheInputReturned) {

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "attribution/metrics.h"
+#include "core/error.h"
 #include "nn/onnx_io.h"
 
 namespace fragile::test {
@@ -36,6 +37,12 @@ attr::Options options_from_json(const json& j, const Tensor& reference) {
   if (j.contains("ig_steps")) o.ig_steps = j.at("ig_steps").get<int64_t>();
   if (j.contains("ig_batch")) o.ig_batch = j.at("ig_batch").get<int64_t>();
   if (j.contains("reference") && j.at("reference").get<bool>()) o.reference = reference;
+  if (j.contains("default_reference")) {
+    const std::string r = j.at("default_reference").get<std::string>();
+    FRAGILE_CHECK(r == "zero" || r == "image_channel_mean", "unknown default_reference ", r);
+    o.default_reference = r == "zero" ? attr::Options::DefaultReference::Zero
+                                      : attr::Options::DefaultReference::ImageChannelMean;
+  }
   if (j.contains("lrp_epsilon")) o.lrp_epsilon = j.at("lrp_epsilon").get<double>();
   if (j.contains("lrp_alpha")) o.lrp_alpha = j.at("lrp_alpha").get<double>();
   if (j.contains("lrp_beta")) o.lrp_beta = j.at("lrp_beta").get<double>();

@@ -1,0 +1,31 @@
+// Random numbers that belong to an image, not to the batch it happens to run in.
+//
+// SmoothGrad's noise and the random-sign attack's directions are drawn for a batch [N, ...].
+// With one generator for the batch, image n's draws depend on which images came before it, so
+// a map or an attack result changed with --batch and with the image's place in the list.
+// Here image i of a run (i = first_image + n) has its own generator, seeded from (seed, i):
+// its draws are the same alone, in any batch, at any position.
+#pragma once
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace fragile {
+
+class ImageStreams {
+ public:
+  ImageStreams(uint64_t seed, int64_t first_image, int64_t count);
+
+  // Standard normal draws of `shape` = [count, rest...]: image n's slice is the next
+  // [1, rest...] draw of its own stream (Tensor::randn order). On the CPU.
+  Tensor randn(const Shape& shape, DType dtype);
+
+  int64_t count() const { return static_cast<int64_t>(streams_.size()); }
+
+ private:
+  std::vector<std::mt19937_64> streams_;
+};
+
+}  // namespace fragile
