@@ -62,8 +62,10 @@ std::vector<Tap> taps(int64_t in, int64_t out, int64_t offset) {
 // mean / scale expanded to one value per model channel (1 for GRAY, 3 for RGB/BGR).
 std::vector<double> per_channel(const std::vector<double>& v, int64_t channels, const char* what) {
   if (v.size() == 1) return std::vector<double>(channels, v[0]);
-  FRAGILE_CHECK(static_cast<int64_t>(v.size()) == channels, what, " needs 1 or ", channels,
-                " values, got ", v.size());
+  FRAGILE_CHECK(static_cast<int64_t>(v.size()) == channels, what, " has ", v.size(),
+                " values; the model's ", channels, "-channel input takes ",
+                channels == 1 ? std::string("1 value") : "1 or " + std::to_string(channels) +
+                                                             " values");
   return v;
 }
 
@@ -102,9 +104,19 @@ Image load_image(const fs::path& path) {
 void Preprocess::validate() const {
   FRAGILE_CHECK(channel_order == "RGB" || channel_order == "BGR" || channel_order == "GRAY",
                 "channel order must be RGB, BGR or GRAY, got '", channel_order, "'");
-  per_channel(mean, channels(), "mean");
-  per_channel(scale, channels(), "scale");
-  FRAGILE_CHECK(size >= 0, "size must be positive");
+  const std::vector<double> m = per_channel(mean, channels(), "mean"),
+                            s = per_channel(scale, channels(), "scale");
+  for (size_t c = 0; c < m.size(); ++c) {
+    // Inputs are float32: every pixel 0..255 must map to a finite, non-constant value.
+    const double extreme = std::max(std::abs(0 - m[c]), std::abs(255 - m[c])) * std::abs(s[c]);
+    FRAGILE_CHECK(std::isfinite(m[c]) && std::isfinite(s[c]) && s[c] != 0, "scale ", s[c],
+                  " and mean ", m[c], " of channel ", c,
+                  ": the scale must be a non-zero finite number and the mean finite");
+    FRAGILE_CHECK(extreme < 1e30, "scale ", s[c], " and mean ", m[c], " of channel ", c,
+                  " map pixels to values up to ", extreme, ", beyond float32's range");
+  }
+  FRAGILE_CHECK(size >= 0 && size <= kMaxInputSide, "size must be at most ", kMaxInputSide,
+                " pixels (0: the image's own size), got ", size);
   FRAGILE_CHECK(resize == "center-crop-square,bilinear" || resize == "stretch,bilinear" ||
                     resize == "none",
                 "resize must be 'center-crop-square,bilinear', 'stretch,bilinear' or 'none', got '",
@@ -137,6 +149,9 @@ Preprocess preprocess_from_metadata(const Model& model) {
   if (auto v = model.meta("preprocess.resize")) p.resize = *v;
   if (auto v = model.meta("preprocess.size")) {
     auto s = parse_number_list(*v, "preprocess.size");
+    FRAGILE_CHECK(s.size() == 1 && s[0] >= 1 && s[0] <= kMaxInputSide && s[0] == std::floor(s[0]),
+                  "metadata preprocess.size: '", *v, "' is not a side length of 1 to ",
+                  kMaxInputSide, " pixels");
     p.size = static_cast<int64_t>(s[0]);
   } else {
     auto ins = model.graph.data_inputs();
@@ -211,8 +226,14 @@ Tensor preprocess_image(const Image& img, const Preprocess& p) {
 Tensor load_input(const fs::path& path, const Preprocess& p) {
   const std::string bytes = read_file(path, "input");
   const std::string what = "'" + path.string() + "'";
-  if (bytes.size() >= 6 && bytes.compare(0, 6, "\x93NUMPY", 6) == 0) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+  const bool npy_magic = bytes.size() >= 6 && bytes.compare(0, 6, "\x93NUMPY", 6) == 0;
+  FRAGILE_CHECK(npy_magic || ext != ".npy", what,
+                ": not a .npy file (it does not start with the .npy magic bytes)");
+  if (npy_magic) {
     Tensor t = parse_npy(bytes, what);
+    FRAGILE_CHECK(t.numel() > 0, what, ": holds no values (shape ", shape_str(t.shape()), ")");
     FRAGILE_CHECK((t.dim() == 3 && (t.size(0) == 1 || t.size(0) == 3)) ||
                       (t.dim() == 4 && (t.size(1) == 1 || t.size(1) == 3)),
                   what, ": a .npy input must have shape [C,H,W] or [N,C,H,W] with C = 1 or 3, got ",

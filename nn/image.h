@@ -27,6 +27,10 @@ struct Image {
 Image load_image(const std::filesystem::path& path);
 Image decode_image(const std::string& bytes, const std::string& what);
 
+// The largest input side preprocessing produces: a 4096 x 4096 x 3 float32 image is 200 MB
+// before any activation; larger sizes are typos (and would be allocated before any check).
+inline constexpr int64_t kMaxInputSide = 4096;
+
 struct Preprocess {
   std::string channel_order = "RGB";   // "RGB", "BGR" or "GRAY"
   std::vector<double> mean{0};         // 1 value or one per channel, pixel units, model order

@@ -80,6 +80,15 @@ ModelSummary summarize(const Model& model) {
   std::ostringstream os;
   os << shape_str(shape);
   s.input_shape_used = os.str();
+  // FLOPs are counted by running the model once on zeros: a declared input larger than any
+  // image preprocessing can make (kMaxInputSide) is not run (it would be allocated first).
+  double numel = 1;  // double: a corrupt declaration may overflow int64
+  for (int64_t d : shape) numel *= static_cast<double>(d);
+  if (numel > 3.0 * kMaxInputSide * kMaxInputSide) {
+    s.flops_note = "input '" + in.name + "' of shape " + os.str() +
+                   " is too large to run for a FLOP count";
+    return s;
+  }
   NoGradGuard no_grad;
   int64_t total = 0;
   std::vector<std::string> outs;

@@ -84,6 +84,9 @@ Tensor parse_npy(const std::string& bytes, const std::string& what, bool allow_n
   FRAGILE_CHECK(bytes.size() - offset >= nbytes, what, ": truncated .npy data (",
                 bytes.size() - offset, " bytes for shape ", shape_str(shape), ", need ", nbytes,
                 ")");
+  FRAGILE_CHECK(bytes.size() - offset == nbytes, what, ": ", bytes.size() - offset - nbytes,
+                " bytes after the data of shape ", shape_str(shape),
+                " (not one .npy array: a .npz, or a concatenation?)");
   Tensor t = Tensor::empty(shape, dtype);
   if (nbytes) std::memcpy(t.raw_data(), bytes.data() + offset, nbytes);
   if (!allow_non_finite) {

@@ -57,6 +57,7 @@ float bfloat_to_float(uint16_t b) {
 // Decodes `n` little-endian elements of ONNX type `t` from `bytes` into the engine tensor `out`
 // (float32 for float/half types, float64 for double, int64 for every integer type).
 void decode_raw(const char* bytes, int32_t t, int64_t n, Tensor& out) {
+  if (n == 0) return;  // an empty tensor has no buffer to copy into
   auto load = [&](auto tag, int64_t i) {
     using T = decltype(tag);
     T v;
@@ -99,9 +100,31 @@ DType engine_dtype(int32_t t) {
   }
 }
 
+TensorValue decode_tensor(const onnx::TensorProto& tp, const fs::path& base_dir,
+                          const std::string& label);
+
+// A NaN weight is corruption (no exporter writes one on purpose) and would only show up later
+// as NaN scores; infinities stay allowed (Clip bounds, masks).
+void check_no_nan(const TensorValue& tv, const std::string& label) {
+  const Tensor& v = tv.value;
+  if (v.dtype() == DType::Int64 || v.numel() == 0) return;
+  const std::vector<double> values = v.to_vector();
+  for (size_t i = 0; i < values.size(); ++i) {
+    FRAGILE_CHECK(!std::isnan(values[i]), label, ": holds NaN at element ", i, " of ",
+                  values.size(), " (corrupt weights)");
+  }
+}
+
 TensorValue tensor_from_proto(const onnx::TensorProto& tp, const fs::path& base_dir,
                               const std::string& what) {
   const std::string label = what + " '" + tp.name() + "'";
+  TensorValue tv = decode_tensor(tp, base_dir, label);
+  check_no_nan(tv, label);
+  return tv;
+}
+
+TensorValue decode_tensor(const onnx::TensorProto& tp, const fs::path& base_dir,
+                          const std::string& label) {
   const int32_t t = tp.data_type();
   FRAGILE_CHECK(raw_size(t) != 0, label, ": unsupported element type ",
                 onnx_type_name(t), " (", t, ")");
@@ -141,6 +164,15 @@ TensorValue tensor_from_proto(const onnx::TensorProto& tp, const fs::path& base_
                     location);
     }
     const fs::path file = base_dir / rel;
+    // A symbolic link in the model's folder may point anywhere: compare real paths.
+    std::error_code ec;
+    const fs::path dir = base_dir.empty() ? fs::path(".") : base_dir;
+    const fs::path real = fs::weakly_canonical(dir / rel, ec);
+    const fs::path real_dir = fs::weakly_canonical(dir, ec);
+    const fs::path rel_real = real.lexically_relative(real_dir);
+    FRAGILE_CHECK(!rel_real.empty() && *rel_real.begin() != "..", label,
+                  ": external data location leaves the model folder (through a link): ",
+                  location);
     std::ifstream f(file, std::ios::binary);
     FRAGILE_CHECK(f.good(), label, ": cannot open external data file '", file.string(), "'");
     f.seekg(0, std::ios::end);
@@ -160,6 +192,10 @@ TensorValue tensor_from_proto(const onnx::TensorProto& tp, const fs::path& base_
   }
 
   if (tp.has_raw_data()) {
+    FRAGILE_CHECK(tp.float_data_size() + tp.double_data_size() + tp.int32_data_size() +
+                          tp.int64_data_size() + tp.uint64_data_size() ==
+                      0,
+                  label, ": has both raw_data and typed data fields (which one holds it?)");
     FRAGILE_CHECK(tp.raw_data().size() == nbytes, label, ": raw_data has ",
                   tp.raw_data().size(), " bytes, expected ", nbytes, " for shape ",
                   shape_str(shape), " of ", onnx_type_name(t));
@@ -393,6 +429,15 @@ Model parse_onnx(const std::string& bytes, const fs::path& base_dir, const std::
   m.doc_string = mp.doc_string();
   for (const auto& o : mp.opset_import()) m.opsets.push_back({o.domain(), o.version()});
   if (m.opsets.empty()) m.opsets.push_back({"", 1});  // IR < 3 models: opset 1
+  // The ops' semantics are those of opsets 7 to 18 (Pad's axes input is 18's); opset 19 gave
+  // AveragePool dilations and Pad a wrap mode, which would be silently misread.
+  const int64_t opset = m.opset();
+  FRAGILE_CHECK(opset != 0, what,
+                ": the model imports no opset of the default ONNX domain (opset_import lists "
+                "only other domains)");
+  FRAGILE_CHECK(opset >= kMinOpset && opset <= kMaxOpset, what, ": ONNX opset ", opset,
+                " is not supported (fragile reads opsets ", kMinOpset, " to ", kMaxOpset,
+                "); re-export the model with an opset in that range");
   for (const auto& kv : mp.metadata_props()) m.metadata.emplace_back(kv.key(), kv.value());
 
   const auto& gp = mp.graph();
@@ -400,6 +445,8 @@ Model parse_onnx(const std::string& bytes, const fs::path& base_dir, const std::
   g.name = gp.name();
   for (const auto& tp : gp.initializer()) {
     FRAGILE_CHECK(!tp.name().empty(), what, ": an initializer has no name");
+    FRAGILE_CHECK(!g.initializers.count(tp.name()), what, ": two initializers are named '",
+                  tp.name(), "'");
     g.initializers[tp.name()] = tensor_from_proto(tp, base_dir, "initializer");
   }
   FRAGILE_CHECK(gp.sparse_initializer_size() == 0, what,

@@ -13,6 +13,10 @@
 
 namespace fragile::nn {
 
+// The default-domain opsets whose semantics the importer implements; others are refused.
+inline constexpr int64_t kMinOpset = 7;
+inline constexpr int64_t kMaxOpset = 18;
+
 Model load_onnx(const std::filesystem::path& path);
 // `bytes` is a serialized ModelProto; external data files are looked up in `base_dir`.
 Model parse_onnx(const std::string& bytes, const std::filesystem::path& base_dir,

@@ -1,11 +1,16 @@
 #include "tools/cli_common.h"
 
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <new>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/tensor.h"
 #include "nn/onnx_io.h"
 #include "nn/transforms.h"
 
@@ -102,19 +107,76 @@ nn::Preprocess PreprocessOptions::resolve(const nn::Model& model) const {
   if (!mean.empty()) p.mean = nn::parse_number_list(mean, "--mean");
   if (!scale.empty()) p.scale = nn::parse_number_list(scale, "--scale");
   if (!resize.empty()) p.resize = resize;
-  if (size != 0) {
-    FRAGILE_CHECK(size > 0, "--size must be positive");
-    p.size = size;
+  if (size) {
+    FRAGILE_CHECK(*size > 0 && *size <= nn::kMaxInputSide, "--size must be 1 to ",
+                  nn::kMaxInputSide, " pixels, got ", *size);
+    p.size = *size;
   }
   p.validate();
+  // A model with a fixed input side takes no other: say so now, not after allocating and
+  // preprocessing an image of the wrong size.
+  const auto ins = model.graph.data_inputs();
+  if (p.resize != "none" && ins.size() == 1 && ins[0]->has_shape && ins[0]->dims.size() == 4) {
+    const int64_t h = ins[0]->dims[2].value, w = ins[0]->dims[3].value;
+    FRAGILE_CHECK(h <= 0 || w <= 0 || (p.size == h && p.size == w), "the input size ", p.size,
+                  " (--size or the model's preprocess.size) does not fit the model's input '",
+                  ins[0]->name, "', which is ", h, " x ", w);
+  }
   return p;
+}
+
+const CLI::Validator& class_index_check() {
+  static const CLI::Validator check(
+      [](std::string& s) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const long long c = std::strtoll(s.c_str(), &end, 10);
+        if (end == s.c_str() || *end != '\0' || errno != 0) {
+          return "must be a class index (an integer >= 0), got '" + s + "'";
+        }
+        return c < 0 ? "must be a class index >= 0, got " + s : std::string();
+      },
+      "CLASS");
+  return check;
+}
+
+void require_finite(const Tensor& t, const std::string& what) {
+  const std::vector<double> v = t.to_vector();
+  for (size_t i = 0; i < v.size(); ++i) {
+    FRAGILE_CHECK(std::isfinite(v[i]), what, ": ", std::isnan(v[i]) ? "NaN" : "inf",
+                  " at element ", i, " of ", v.size(),
+                  " (check the model's weights and the preprocessing, --mean and --scale)");
+  }
+}
+
+void require_writable(const std::string& path, const std::string& flag) {
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  std::error_code ec;
+  FRAGILE_CHECK(fs::is_directory(dir, ec), flag, " ", path, ": the folder ", dir.string(),
+                " does not exist");
+  FRAGILE_CHECK(!fs::is_directory(p, ec), flag, " ", path, " is a folder, not a file");
 }
 
 std::vector<std::string> load_labels(const nn::Model& model) {
   std::vector<std::string> labels;
   auto name = model.meta("labels");
   if (!name || model.source.empty()) return labels;
-  std::ifstream f(model.source.parent_path() / *name);
+  // Same rule as external data: a file inside the model's folder, never elsewhere.
+  const std::filesystem::path rel(*name);
+  bool inside = rel.is_relative() && !rel.empty();
+  for (const auto& part : rel) inside = inside && part != "..";
+  const std::filesystem::path file = model.source.parent_path() / rel;
+  std::ifstream f;
+  if (inside && std::filesystem::is_regular_file(file)) f.open(file);
+  if (!f.is_open()) {
+    std::cerr << "note: no class names: the model's labels file '" << *name << "' "
+              << (inside ? "cannot be read next to the model"
+                         : "is not a relative path inside the model's folder")
+              << "\n";
+    return labels;
+  }
   std::string line;
   while (std::getline(f, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();

@@ -39,13 +39,26 @@ struct ModelOptions {
 // Command-line overrides of the model's preprocess.* metadata.
 struct PreprocessOptions {
   std::string channel_order, mean, scale, resize;
-  int64_t size = 0;
+  std::optional<int64_t> size;
 
   void add_to(CLI::App& app);
   nn::Preprocess resolve(const nn::Model& model) const;
 };
 
-// Class names from the file that metadata `labels` names, next to the model; empty when absent.
+// CLI11 check of a --class value: an integer >= 0 (the upper bound is the model's, checked
+// once its scores are known).
+const CLI::Validator& class_index_check();
+
+// Throws naming `what` and the first offending element when `t` holds NaN or inf. Scores,
+// maps and derivatives pass through it before they are printed or written: corrupt weights or
+// an overflowing preprocessing must not come out as a NaN "result" with exit status 0.
+void require_finite(const Tensor& t, const std::string& what);
+// Throws unless `path` can be written as a file: its folder exists and it is not a folder.
+// Checked before the computation, so a typo costs no work and leaves no partial output.
+void require_writable(const std::string& path, const std::string& flag);
+
+// Class names from the file that metadata `labels` names, next to the model (a relative path
+// inside the model's folder); empty, with a note on stderr, when it cannot be read.
 std::vector<std::string> load_labels(const nn::Model& model);
 std::string label_of(const std::vector<std::string>& labels, int64_t c);
 

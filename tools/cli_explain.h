@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@ struct MethodOptions {
   int64_t smoothgrad_samples = 50;
   double smoothgrad_sigma = 0.15;
   double smoothing_beta = 10.0;
+  std::string reference = "zero";  // IG / DeepLIFT: zero, image-mean, or a file
 
   void add_to(CLI::App& app);
 };
@@ -46,10 +48,10 @@ struct AttackOptions {
   std::vector<std::string> images;
   MethodOptions method;
   std::string attack = "topk";
-  double epsilon = -1;          // pixels; -1: 8 (Ghorbani), or no ball for manipulate
-  int64_t iters = -1;           // -1: 300 (Ghorbani), 1500 for manipulate
+  std::optional<double> epsilon;  // pixels; unset: 8 (Ghorbani), or no ball for manipulate
+  std::optional<int64_t> iters;   // unset: 300 (Ghorbani), 1500 for manipulate
   double step = 0.5;            // alpha, pixels
-  int64_t k = 0;                // 0: 1000, or 100 for maps under 4000 pixels
+  std::optional<int64_t> k;       // unset: 1000, or 100 for maps under 4000 pixels
   std::string surrogate_beta = "auto";  // "auto": 1 (Keras softplus), direct for deeplift
   int64_t batch = 8;
   uint64_t seed = 0;
@@ -74,7 +76,10 @@ struct Inputs {
   std::vector<std::string> names;  // one per image ("file" or "file[i]" for a batched .npy)
 };
 Inputs load_inputs(const std::vector<std::string>& files, const nn::Preprocess& pre, DType dtype);
-attr::Options attribution_options(const MethodOptions& o, const attacks::PixelSpace& space);
+// Checks the method flags; `inputs` (the run's images, preprocessed) fixes the shape a
+// --reference file must have.
+attr::Options attribution_options(const MethodOptions& o, const attacks::PixelSpace& space,
+                                  const nn::Preprocess& pre, const Tensor& inputs);
 // "path/to/map.png" -> "path/to/map_3.png" for image 3 of several.
 std::string indexed_path(const std::string& path, int64_t index, int64_t count);
 

@@ -87,7 +87,12 @@ Tensor region_mask(const std::string& spec, int64_t h, int64_t w, DType dtype) {
 }
 
 double resolve_beta(const std::string& spec, attr::Method method) {
-  if (spec == "auto") return method == attr::Method::DeepLift ? 0.0 : 1.0;
+  // DeepLIFT is attacked directly (Ghorbani et al.); the beta-smoothed map is already the map of
+  // a softplus network, and a softplus(1) surrogate would replace the very ReLUs it smooths.
+  if (spec == "auto") {
+    return method == attr::Method::DeepLift || method == attr::Method::SmoothedGradient ? 0.0
+                                                                                        : 1.0;
+  }
   char* end = nullptr;
   const double b = std::strtod(spec.c_str(), &end);
   FRAGILE_CHECK(!spec.empty() && end && *end == '\0' && std::isfinite(b) && b >= 0,
@@ -116,8 +121,8 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
   cfg.kind = attacks::kind_from_name(o.attack);
   cfg.method = attr::method_from_name(o.method.method);
   const bool manipulate = cfg.kind == attacks::Kind::Manipulate;
-  cfg.epsilon = o.epsilon >= 0 ? o.epsilon : (manipulate ? 0.0 : 8.0);
-  cfg.iters = o.iters >= 0 ? o.iters : (manipulate ? 1500 : 300);
+  cfg.epsilon = o.epsilon.value_or(manipulate ? 0.0 : 8.0);
+  cfg.iters = o.iters.value_or(manipulate ? 1500 : 300);
   cfg.step = o.step;
   cfg.surrogate_beta = resolve_beta(o.surrogate_beta, cfg.method);
   cfg.seed = o.seed;
@@ -127,11 +132,20 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
   cfg.cuda_graph = !o.no_cuda_graph;
   cfg.beta_start = o.beta_start;
   cfg.beta_end = o.beta_end;
-  FRAGILE_CHECK(manipulate || cfg.epsilon > 0, "--epsilon must be positive, got ", o.epsilon);
-  FRAGILE_CHECK(cfg.epsilon <= 255, "--epsilon is in pixel units (0..255), got ", o.epsilon);
-  FRAGILE_CHECK(cfg.iters >= 1, "--iters must be at least 1, got ", o.iters);
-  FRAGILE_CHECK(manipulate || cfg.step > 0, "--step must be positive, got ", o.step);
-  FRAGILE_CHECK(o.k >= 0, "--k must be positive, got ", o.k);
+  FRAGILE_CHECK(std::isfinite(cfg.epsilon) && (cfg.epsilon > 0 || (manipulate && cfg.epsilon == 0)),
+                "--epsilon must be positive", manipulate ? " (0: no ball)" : "", ", got ",
+                cfg.epsilon);
+  FRAGILE_CHECK(cfg.epsilon <= 255, "--epsilon is in pixel units (0..255), got ", cfg.epsilon);
+  FRAGILE_CHECK(cfg.iters >= 1, "--iters must be at least 1, got ", cfg.iters);
+  FRAGILE_CHECK(std::isfinite(cfg.step) && (manipulate || cfg.step > 0),
+                "--step must be positive, got ", o.step);
+  FRAGILE_CHECK(!o.k || *o.k >= 1, "--k must be at least 1, got ", o.k.value_or(0));
+  FRAGILE_CHECK(cfg.kind == attacks::Kind::Targeted || o.region.empty(),
+                "--region is for --attack target only (this is --attack ", o.attack, ")");
+  FRAGILE_CHECK(manipulate || o.target_image.empty(),
+                "--target-image is for --attack manipulate only (this is --attack ", o.attack,
+                ")");
+  FRAGILE_CHECK(std::isfinite(o.gamma) && o.gamma >= 0, "--gamma must be >= 0, got ", o.gamma);
   FRAGILE_CHECK(o.batch >= 1, "--batch must be at least 1, got ", o.batch);
   FRAGILE_CHECK(cfg.kind != attacks::Kind::Targeted || !o.region.empty(),
                 "--attack target needs --region ROW0,COL0,ROW1,COL1");
@@ -154,8 +168,8 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
   session.check_input(session.input().name, in.x);
   const int64_t n = in.x.size(0), h = in.x.size(2), w = in.x.size(3);
   const attacks::PixelSpace space = attacks::PixelSpace::from_preprocess(pre, in.x.size(1));
-  cfg.attribution = attribution_options(o.method, space);
-  cfg.k = o.k > 0 ? o.k : (h * w < 4000 ? 100 : 1000);
+  cfg.attribution = attribution_options(o.method, space, pre, in.x);
+  cfg.k = o.k.value_or(h * w < 4000 ? 100 : 1000);
   FRAGILE_CHECK(cfg.k < h * w, "--k ", cfg.k, " must be smaller than the map's ", h * w,
                 " pixels");
   if (cfg.kind == attacks::Kind::Targeted) cfg.region = region_mask(o.region, h, w, dtype);
@@ -210,7 +224,7 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
                                                 std::to_string(batches)
                                           : std::string(attacks::kind_name(cfg.kind));
     attacks::Config c = cfg;
-    c.seed = cfg.seed + static_cast<uint64_t>(b);
+    c.attribution.first_image = lo;  // per-image random streams: batching changes nothing
     c.progress = [&](int64_t done, int64_t total) { bar.update(label, done, total); };
     const attacks::Result r =
         attacks::run_attack(session, surrogate, contiguous(slice(in.x, 0, lo, hi)).to(device),

@@ -6,15 +6,18 @@
 // as one [N, H, W] .npy; heatmaps as PNG (MAP_i.png when there are several images).
 // Also: add_explain_commands(), which registers this command and `attack`.
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 #include <new>
 
 #include "attacks/attack.h"
+#include "attribution/metrics.h"
 #include "core/autograd.h"
 #include "core/error.h"
 #include "core/ops.h"
+#include "nn/image.h"
 #include "nn/npy.h"
 #include "nn/session.h"
 #include "tools/cli_explain.h"
@@ -36,6 +39,13 @@ void MethodOptions::add_to(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--smoothgrad-sigma", smoothgrad_sigma,
                  "SmoothGrad: noise std as a fraction of the input's range")
+      ->capture_default_str();
+  app.add_option("--reference", reference,
+                 "integrated gradients and deeplift: the reference input. zero: the "
+                 "preprocessed zero, i.e. the dataset's mean colour for a model that subtracts "
+                 "it (SqueezeNet; Ghorbani et al.'s 'channel-wise mean image'); image-mean: each "
+                 "image's own mean colour per channel; or a PNG/JPEG/.npy file, preprocessed "
+                 "like the inputs")
       ->capture_default_str();
   app.add_option("--smoothing-beta", smoothing_beta,
                  "beta_smoothed: softplus beta of the smoothed network")
@@ -90,7 +100,8 @@ Inputs load_inputs(const std::vector<std::string>& files, const nn::Preprocess& 
   return in;
 }
 
-attr::Options attribution_options(const MethodOptions& o, const attacks::PixelSpace& space) {
+attr::Options attribution_options(const MethodOptions& o, const attacks::PixelSpace& space,
+                                  const nn::Preprocess& pre, const Tensor& inputs) {
   FRAGILE_CHECK(o.ig_steps >= 1, "--ig-steps must be at least 1");
   FRAGILE_CHECK(o.ig_batch >= 1, "--ig-batch must be at least 1");
   FRAGILE_CHECK(o.smoothgrad_samples >= 1, "--smoothgrad-samples must be at least 1");
@@ -102,6 +113,21 @@ attr::Options attribution_options(const MethodOptions& o, const attacks::PixelSp
   a.smoothgrad_samples = o.smoothgrad_samples;
   a.smoothgrad_sigma = o.smoothgrad_sigma;
   a.smoothing_beta = o.smoothing_beta;
+  if (o.reference == "image-mean") {
+    a.default_reference = attr::Options::DefaultReference::ImageChannelMean;
+  } else if (o.reference != "zero") {
+    FRAGILE_CHECK(!o.reference.empty(), "--reference must be zero, image-mean or a file");
+    Tensor r = nn::load_input(o.reference, pre);  // [1 or N, C, H, W]; clear errors of its own
+    FRAGILE_CHECK(r.dim() == 4 && (r.size(0) == 1 || r.size(0) == inputs.size(0)) &&
+                      r.size(1) == inputs.size(1) && r.size(2) == inputs.size(2) &&
+                      r.size(3) == inputs.size(3),
+                  "--reference ", o.reference, " has shape ", shape_str(r.shape()),
+                  " after preprocessing; the inputs are ", shape_str(inputs.shape()),
+                  " (expected one image of their size)");
+    FRAGILE_CHECK(r.size(0) == 1, "--reference ", o.reference, " holds ", r.size(0),
+                  " images; give one reference for all inputs");
+    a.reference = r.to(inputs.dtype());
+  }
   // z^B rule bounds: the valid box of the input per channel, under the preprocessing in force
   // (command-line overrides included).
   a.lrp_low = space.lo;
@@ -120,6 +146,9 @@ std::string indexed_path(const std::string& path, int64_t index, int64_t count) 
 int run_explain(const ModelOptions& m, const PreprocessOptions& p, const ExplainOptions& o) {
   const attr::Method method = attr::method_from_name(o.method.method);
   FRAGILE_CHECK(o.batch >= 1, "--batch must be at least 1");
+  if (!o.out.empty()) require_writable(o.out, "--out");
+  if (!o.attribution_out.empty()) require_writable(o.attribution_out, "--attribution-out");
+  if (!o.png.empty()) require_writable(o.png, "--png");
   const std::vector<std::string> files = expand_inputs(o.images);
   const DType dtype = m.engine_dtype();
   nn::Model model = m.load();
@@ -130,7 +159,7 @@ int run_explain(const ModelOptions& m, const PreprocessOptions& p, const Explain
   const Inputs in = load_inputs(files, pre, dtype);
   session.check_input(session.input().name, in.x);
   const attacks::PixelSpace space = attacks::PixelSpace::from_preprocess(pre, in.x.size(1));
-  const attr::Options opts = attribution_options(o.method, space);
+  const attr::Options opts = attribution_options(o.method, space, pre, in.x);
 
   const int64_t n = in.x.size(0);
   std::vector<Tensor> maps, attributions;
@@ -145,13 +174,17 @@ int run_explain(const ModelOptions& m, const PreprocessOptions& p, const Explain
       z = session.scores(xb);
     }
     std::vector<int64_t> cls = attacks::predicted_labels(z);
+    require_finite(z, "the model's class scores");
     if (o.cls >= 0) {
       FRAGILE_CHECK(o.cls < z.size(1), "--class ", o.cls, " is out of range: the model has ",
                     z.size(1), " classes");
       std::fill(cls.begin(), cls.end(), o.cls);
     }
     const std::vector<double> pr = attacks::probabilities(z, cls);
-    const Tensor a = attr::attribute(session, xb, cls, method, opts, false).detach();
+    attr::Options batch_opts = opts;
+    batch_opts.first_image = b;  // per-image random streams: batching changes nothing
+    const Tensor a = attr::attribute(session, xb, cls, method, batch_opts, false).detach();
+    require_finite(a, std::string("the ") + attr::method_name(method) + " attribution");
     maps.push_back(attr::saliency_map(a).detach());
     if (!o.attribution_out.empty()) attributions.push_back(a);
     classes.insert(classes.end(), cls.begin(), cls.end());
@@ -172,19 +205,18 @@ int run_explain(const ModelOptions& m, const PreprocessOptions& p, const Explain
       write_png(indexed_path(o.png, i, n),
                 upscale(heatmap(mi, h, w), upscale_factor(h, w, 224)));
     }
-    double row = 0, col = 0;
-    for (int64_t y = 0; y < h; ++y) {
-      for (int64_t x = 0; x < w; ++x) {
-        row += y * mi[y * w + x];
-        col += x * mi[y * w + x];
-      }
-    }
+    const auto [row, col] = attr::center_of_mass(mi, h, w);
     std::cout << in.names[i] << ": class " << classes[i];
     const std::string label = label_of(labels, classes[i]);
     if (!label.empty()) std::cout << " (" << label << ")";
     std::cout << ", prob " << probs[i] << "; " << attr::method_name(method) << " map " << h
-              << "x" << w << ", max " << *std::max_element(mi.begin(), mi.end())
-              << ", centre of mass (" << row << ", " << col << ")\n";
+              << "x" << w << ", max " << *std::max_element(mi.begin(), mi.end());
+    if (std::isnan(row)) {
+      // E.g. IG or DeepLIFT of an input equal to its reference: every attribution is zero.
+      std::cout << ", all zero (no centre of mass)\n";
+    } else {
+      std::cout << ", centre of mass (" << row << ", " << col << ")\n";
+    }
   }
   if (!o.out.empty()) std::cout << "wrote " << o.out << "\n";
   if (!o.attribution_out.empty()) std::cout << "wrote " << o.attribution_out << "\n";
@@ -220,7 +252,8 @@ void add_explain_commands(CLI::App& app) {
                 "PNG/JPEG image, preprocessed .npy tensor, or a directory of them; repeatable")
       ->required();
   ex->opts.method.add_to(*e);
-  e->add_option("--class", ex->opts.cls, "class explained (default: each image's top-1)");
+  e->add_option("--class", ex->opts.cls, "class explained (default: each image's top-1)")
+      ->check(class_index_check());
   e->add_option("--batch", ex->opts.batch, "images computed together")->capture_default_str();
   e->add_option("-o,--out", ex->opts.out, "write the maps [N, H, W] here (.npy)");
   e->add_option("--attribution-out", ex->opts.attribution_out,
@@ -238,8 +271,9 @@ void add_explain_commands(CLI::App& app) {
       "attack",
       "Attack an explanation: perturb the image within an l-infinity ball so that its saliency "
       "map changes while the label stays (Ghorbani et al., Algorithm 1), or so that it "
-      "reproduces another image's map (Dombrowski et al.). Writes DIR/result.json, "
-      "perturbed.png/.npy, map_before.png, map_after.png and panel.png");
+      "reproduces another image's map (Dombrowski et al.). Writes DIR/result.json and "
+      "DIR/perturbed.npy (all images), and perturbed.png, map_before.png, map_after.png and "
+      "panel.png in DIR for one image, in DIR/<i>_<name>/ for each of several");
   at->model.add_to(*a, /*with_model_flag=*/true);
   a->add_option("-i,--image", o.images,
                 "PNG/JPEG image, preprocessed .npy tensor, or a directory of them; repeatable")
@@ -254,7 +288,8 @@ void add_explain_commands(CLI::App& app) {
                 "top-k set size [default: 1000, or 100 when the map has under 4000 pixels]");
   a->add_option("--surrogate-beta", o.surrogate_beta,
                 "softplus beta of the network giving attack directions; 0: differentiate the "
-                "original network; auto: 1 (Keras softplus, as Ghorbani et al.), 0 for deeplift")
+                "original network; auto: 1 (Keras softplus, as Ghorbani et al.), 0 for deeplift and "
+                "beta_smoothed")
       ->capture_default_str();
   a->add_option("--batch", o.batch, "images attacked together (each independently)")
       ->capture_default_str();

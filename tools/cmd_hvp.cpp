@@ -19,6 +19,8 @@
 namespace fragile::cli {
 
 int run_hvp(const ModelOptions& m, const PreprocessOptions& p, const HvpOptions& o) {
+  require_writable(o.out, "--out");
+  if (!o.grad_out.empty()) require_writable(o.grad_out, "--grad-out");
   const DType dtype = m.engine_dtype();
   nn::Model model = m.load();
   const nn::Preprocess pre = p.resolve(model);
@@ -53,6 +55,8 @@ int run_hvp(const ModelOptions& m, const PreprocessOptions& p, const HvpOptions&
     return sum(mul(z, mask));
   };
   const HvpResult r = hvp(score, x, v);
+  require_finite(r.gradient, "the gradient");
+  require_finite(r.hvp, "the Hessian-vector product");
   nn::write_npy(o.out, r.hvp);
   if (!o.grad_out.empty()) nn::write_npy(o.grad_out, r.gradient);
 

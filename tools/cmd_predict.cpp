@@ -29,6 +29,7 @@ int run_predict(const ModelOptions& m, const PreprocessOptions& p, const Predict
 
   NoGradGuard no_grad;
   const Tensor z = session.scores(x);
+  require_finite(z, "the model's class scores for " + o.image);
   const int64_t n = z.size(0), classes = z.size(1);
   const std::vector<double> logits = z.to_vector();
 

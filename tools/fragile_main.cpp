@@ -3,6 +3,7 @@
 // status 1 (2 for a command-line usage error); never a crash.
 #include <CLI/CLI.hpp>
 
+#include <iostream>
 #include <string>
 
 #include "core/error.h"
@@ -51,7 +52,8 @@ int main(int argc, char** argv) {
   hv->add_option("-i,--image", hvp_opts.image, "PNG/JPEG image or .npy tensor")->required();
   hv->add_option("--vector", hvp_opts.vector, ".npy direction v, shaped like the input")
       ->required();
-  hv->add_option("--class", hvp_opts.cls, "class K whose logit is differentiated (default: top-1)");
+  hv->add_option("--class", hvp_opts.cls, "class K whose logit is differentiated (default: top-1)")
+      ->check(class_index_check());
   hv->add_option("-o,--out", hvp_opts.out, "write H v here (.npy)")->required();
   hv->add_option("--grad-out", hvp_opts.grad_out, "also write the gradient here (.npy)");
   hvp_pre.add_to(*hv);
@@ -64,6 +66,21 @@ int main(int argc, char** argv) {
   add_explain_commands(app);
   add_influence_commands(app);  // `influence` and `hessian`
 
+  // CLI11 reports an unknown first word as "A subcommand is required" (and `fragile foo --help`
+  // prints the main help with status 0): name the word instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string names;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+      known = known || sub->check_name(argv[1]);
+    }
+    if (!known) {
+      std::cerr << "fragile: error: unknown command '" << argv[1] << "' (commands: " << names
+                << "; see --help)\n";
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

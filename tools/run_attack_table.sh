@@ -18,6 +18,8 @@
 #   -s STEP       alpha in pixels                     (default 0.5)
 #   -k K          top-k                               (default 1000)
 #   -g M          IG points                           (default 100, the paper's)
+#   -r REF        IG / DeepLIFT reference             (default zero: the ImageNet mean colour
+#                 for SqueezeNet, Ghorbani et al.'s; or image-mean, or a file)
 #   -M MODEL      model                               (default ../shared/models/squeezenet1.0.onnx)
 #   -o FILE       Markdown output                     (default docs/attack_table.md)
 #   -O DIR        run folder                          (default out/attack_table)
@@ -37,6 +39,7 @@ IMAGES=""
 STEP=0.5
 TOPK=1000
 IG_STEPS=100
+REFERENCE=zero
 MODEL=../shared/models/squeezenet1.0.onnx
 TABLE=docs/attack_table.md
 OUT=out/attack_table
@@ -44,7 +47,7 @@ FRAGILE=${FRAGILE:-build/bin/fragile}
 DEVICE=cpu
 TABLE_ONLY=0
 
-while getopts "p:e:m:a:i:s:k:g:M:o:O:F:d:th" opt; do
+while getopts "p:e:m:a:i:s:k:g:r:M:o:O:F:d:th" opt; do
   case "$opt" in
     p) ITERS=$OPTARG ;;
     e) EPSILONS=$OPTARG ;;
@@ -54,14 +57,15 @@ while getopts "p:e:m:a:i:s:k:g:M:o:O:F:d:th" opt; do
     s) STEP=$OPTARG ;;
     k) TOPK=$OPTARG ;;
     g) IG_STEPS=$OPTARG ;;
+    r) REFERENCE=$OPTARG ;;
     M) MODEL=$OPTARG ;;
     o) TABLE=$OPTARG ;;
     O) OUT=$OPTARG ;;
     F) FRAGILE=$OPTARG ;;
     d) DEVICE=$OPTARG ;;
     t) TABLE_ONLY=1 ;;
-    h) sed -n '2,28p' "$0"; exit 0 ;;
-    *) sed -n '2,28p' "$0" >&2; exit 2 ;;
+    h) sed -n '2,30p' "$0"; exit 0 ;;
+    *) sed -n '2,30p' "$0" >&2; exit 2 ;;
   esac
 done
 
@@ -73,6 +77,10 @@ fi
 [ -f "$MODEL" ] || { echo "run_attack_table: model $MODEL not found" >&2; exit 1; }
 [ -n "$IMAGES" ] || { echo "run_attack_table: no images" >&2; exit 1; }
 
+# Runs with another reference get their own folders (the default's names stay as they were).
+REF_TAG=""
+[ "$REFERENCE" = zero ] || REF_TAG="_ref-$(basename "$REFERENCE" | tr -c 'A-Za-z0-9.\n-' _)"
+
 image_args=()
 for img in $IMAGES; do image_args+=(--image "$img"); done
 n_images=$(echo $IMAGES | wc -w)
@@ -80,7 +88,7 @@ n_images=$(echo $IMAGES | wc -w)
 for method in $METHODS; do
   for eps in $EPSILONS; do
     for attack in $ATTACKS; do
-      dir="$OUT/${method}_eps${eps}_${attack}_p${ITERS}"
+      dir="$OUT/${method}_eps${eps}_${attack}_p${ITERS}${REF_TAG}"
       if [ -f "$dir/result.json" ]; then
         echo "== $method eps $eps $attack: reusing $dir/result.json"
         continue
@@ -89,20 +97,22 @@ for method in $METHODS; do
       echo "== $method eps $eps $attack (P $ITERS, $n_images images)"
       "$FRAGILE" attack --model "$MODEL" "${image_args[@]}" --method "$method" \
         --attack "$attack" --epsilon "$eps" --iters "$ITERS" --step "$STEP" --k "$TOPK" \
-        --ig-steps "$IG_STEPS" --batch "$n_images" --device "$DEVICE" --out "$dir"
+        --ig-steps "$IG_STEPS" --reference "$REFERENCE" --batch "$n_images" --device "$DEVICE" \
+        --out "$dir"
     done
   done
 done
 
 # The table: one row per (method, epsilon, image), then the means per (method, epsilon).
 /usr/bin/python3 - "$OUT" "$TABLE" "$ITERS" "$STEP" "$TOPK" "$MODEL" "$METHODS" "$EPSILONS" \
-  "$ATTACKS" <<'PY'
+  "$ATTACKS" "$REFERENCE" "$REF_TAG" <<'PY'
 import json, os, sys
 out, table, iters, step, topk, model = sys.argv[1:7]
 methods, epsilons, attacks = (s.split() for s in sys.argv[7:10])
+reference, ref_tag = sys.argv[10], sys.argv[11]
 
 def load(method, eps, attack):
-    path = os.path.join(out, f"{method}_eps{eps}_{attack}_p{iters}", "result.json")
+    path = os.path.join(out, f"{method}_eps{eps}_{attack}_p{iters}{ref_tag}", "result.json")
     with open(path) as f:
         return json.load(f)
 
@@ -117,7 +127,11 @@ lines = [
     f"Written by `tools/run_attack_table.sh` (model `{os.path.basename(model)}`, P = {iters}, "
     f"alpha = {step} px, k = {topk}; epsilon in pixels 0..255). Each cell is the best "
     "label-keeping iterate judged on the original ReLU network; directions come from the "
-    "softplus(beta = 1) surrogate (DeepLIFT: the network itself). `fail`: no iterate kept the "
+    "softplus(beta = 1) surrogate (DeepLIFT: the network itself). IG and DeepLIFT reference: "
+    f"`{reference}`"
+    + (" (the preprocessed zero: the ImageNet mean colour, Ghorbani et al.'s 'channel-wise mean "
+       "image')" if reference == "zero" else "")
+    + ". `fail`: no iterate kept the "
     "label. Lower top-k intersection / Spearman and larger centre shift = a more fragile map.",
     "",
 ]
@@ -131,7 +145,7 @@ missing = []
 for method in methods:
     for eps in epsilons:
         absent = [a for a in attacks if not os.path.exists(os.path.join(
-            out, f"{method}_eps{eps}_{a}_p{iters}", "result.json"))]
+            out, f"{method}_eps{eps}_{a}_p{iters}{ref_tag}", "result.json"))]
         if absent:
             missing.append(f"{method} eps {eps} ({', '.join(absent)})")
             continue

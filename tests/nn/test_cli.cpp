@@ -6,11 +6,13 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <sstream>
 
 #include "core/backend.h"
 #include "core/ops.h"
 #include "nn/npy.h"
+#include "nn/onnx_io.h"
 #include "tests/nn/nn_test_util.h"
 
 namespace fragile::nntest {
@@ -307,6 +309,16 @@ TEST(CliErrors, NanInNpy) {
                        "NaN");
 }
 
+TEST(CliErrors, UnknownCommandIsNamed) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"foo"},
+                                               std::vector<std::string>{"foo", "--help"}}) {
+    const CliRun r = run_cli(args);
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("unknown command 'foo' (commands: import, predict"), std::string::npos)
+        << r.err;
+  }
+}
+
 TEST(CliErrors, BadOptions) {
   expect_clean_failure(run_cli({"predict", "-m", squeezenet(), "-i", image("chelsea.png"),
                                 "--activation", "softplus:abc"}),
@@ -317,6 +329,154 @@ TEST(CliErrors, BadOptions) {
   expect_clean_failure(run_cli({"predict", "-m", squeezenet(), "-i", image("chelsea.png"),
                                 "--mean", "1,2,x"}),
                        "--mean");
+}
+
+// ---- bad values that used to come out as NaN results, silent defaults or late failures ------
+
+std::string fashion_model() {
+  return (fs::path(FRAGILE_SOURCE_DIR) / "tools" / "models" / "fashion_cnn.onnx").string();
+}
+std::string fashion_image() {
+  return (fs::path(FRAGILE_SOURCE_DIR) / "tools" / "models" / "fashion_samples" /
+          "test0_ankle_boot.png")
+      .string();
+}
+
+// A copy of the shipped Fashion model, changed by `edit`, written to `dir`/`name`.
+std::string edited_fashion(const fs::path& dir, const std::string& name,
+                           const std::function<void(nn::Model&)>& edit) {
+  nn::Model m = nn::load_onnx(fashion_model());
+  edit(m);
+  nn::save_onnx(m, dir / name);
+  // Its class names go along, as `fragile import -o` does.
+  const fs::path labels = fs::path(fashion_model()).parent_path() / "fashion_mnist_classes.txt";
+  if (fs::exists(labels) && !fs::exists(dir / labels.filename())) {
+    fs::copy_file(labels, dir / labels.filename());
+  }
+  return (dir / name).string();
+}
+
+TEST(CliErrors, NonFiniteWeightsScoresAndPreprocessing) {
+  const fs::path d = temp_dir("cli_nonfinite");
+  // A NaN weight is refused when the model loads, naming the initializer.
+  std::string nan_name;
+  const std::string nan_model = edited_fashion(d, "nan.onnx", [&](nn::Model& m) {
+    auto& [name, tv] = *m.graph.initializers.begin();
+    nan_name = name;
+    std::vector<double> v = tv.value.to_vector();
+    v[0] = std::nan("");
+    tv.value = Tensor::from_vector(v, tv.value.shape(), tv.value.dtype());
+  });
+  expect_clean_failure(run_cli({"predict", "-m", nan_model, "-i", fashion_image()}),
+                       "'" + nan_name + "': holds NaN");
+  // Preprocessing that overflows float32, or maps every pixel to one value.
+  expect_clean_failure(run_cli({"predict", "-m", fashion_model(), "-i", fashion_image(),
+                                "--scale", "1e39"}),
+                       "beyond float32's range");
+  expect_clean_failure(run_cli({"predict", "-m", fashion_model(), "-i", fashion_image(),
+                                "--scale", "0"}),
+                       "non-zero");
+  // Scores that overflow inside the network (finite weights, finite input).
+  const std::string huge = edited_fashion(d, "huge.onnx", [](nn::Model& m) {
+    for (auto& [name, tv] : m.graph.initializers) {
+      if (tv.value.dtype() != DType::Int64) tv.value = mul(tv.value, 1e30);
+    }
+  });
+  for (const std::string& cmd : {"predict", "explain"}) {
+    expect_clean_failure(run_cli({cmd, "-m", huge, "-i", fashion_image()}), "class scores");
+  }
+}
+
+TEST(CliErrors, OpsetOutsideTheSupportedRange) {
+  const fs::path d = temp_dir("cli_opset");
+  for (int64_t opset : {nn::kMinOpset - 1, nn::kMaxOpset + 1}) {
+    const std::string path = edited_fashion(d, "opset" + std::to_string(opset) + ".onnx",
+                                            [&](nn::Model& m) { m.opsets = {{"", opset}}; });
+    expect_clean_failure(run_cli({"import", path}),
+                         "ONNX opset " + std::to_string(opset) + " is not supported");
+  }
+  const std::string other = edited_fashion(d, "other_domain.onnx", [](nn::Model& m) {
+    m.opsets = {{"com.example", 1}};
+  });
+  expect_clean_failure(run_cli({"import", other}), "no opset of the default ONNX domain");
+}
+
+TEST(CliErrors, InputSizeIsCheckedBeforeAnythingIsAllocated) {
+  expect_clean_failure(run_cli({"predict", "-m", fashion_model(), "-i", fashion_image(),
+                                "--size", "100000"}),
+                       "--size must be 1 to 4096");
+  expect_clean_failure(run_cli({"predict", "-m", fashion_model(), "-i", fashion_image(),
+                                "--size", "27"}),
+                       "does not fit the model's input 'image', which is 28 x 28");
+  const fs::path d = temp_dir("cli_size");
+  const std::string meta = edited_fashion(d, "meta_size.onnx", [](nn::Model& m) {
+    for (auto& [k, v] : m.metadata) {
+      if (k == "preprocess.size") v = "99999999999";
+    }
+  });
+  expect_clean_failure(run_cli({"predict", "-m", meta, "-i", fashion_image()}),
+                       "preprocess.size");
+  // A model declaring an enormous input still imports (no FLOP count, no allocation).
+  const std::string big = edited_fashion(d, "big_input.onnx", [](nn::Model& m) {
+    m.graph.inputs[0].dims[2].value = 100000;
+    m.graph.inputs[0].dims[3].value = 100000;
+  });
+  const CliRun r = run_cli({"import", big});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("too large to run for a FLOP count"), std::string::npos) << r.out;
+}
+
+TEST(CliErrors, AttackValuesAreNeverTurnedIntoDefaults) {
+  const fs::path d = temp_dir("cli_attack_values");
+  const std::vector<std::string> base = {"attack", "-m", fashion_model(), "-i", fashion_image(),
+                                         "--out", (d / "run").string()};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return run_cli(a);
+  };
+  expect_clean_failure(with({"--epsilon", "-1"}), "--epsilon must be positive, got -1");
+  expect_clean_failure(with({"--epsilon", "nan"}), "--epsilon must be positive, got nan");
+  expect_clean_failure(with({"--iters", "-3"}), "--iters must be at least 1, got -3");
+  expect_clean_failure(with({"--k", "0"}), "--k must be at least 1, got 0");
+  expect_clean_failure(with({"--region", "1,1,3,3"}), "--region is for --attack target only");
+  expect_clean_failure(with({"--target-image", fashion_image()}),
+                       "--target-image is for --attack manipulate only");
+  EXPECT_FALSE(fs::exists(d / "run" / "result.json"));
+}
+
+TEST(CliErrors, NegativeClassAndUnwritableOutputs) {
+  const CliRun neg = run_cli({"explain", "-m", fashion_model(), "-i", fashion_image(), "--class",
+                              "-2"});
+  EXPECT_NE(neg.status, 0);
+  EXPECT_NE(neg.err.find("must be a class index >= 0, got -2"), std::string::npos) << neg.err;
+  const fs::path d = temp_dir("cli_unwritable");
+  nn::write_npy(d / "v.npy", Tensor::zeros({1, 1, 28, 28}));
+  // The second output's folder is missing: nothing is computed, the first is not written.
+  expect_clean_failure(run_cli({"hvp", "-m", fashion_model(), "-i", fashion_image(), "--vector",
+                                (d / "v.npy").string(), "-o", (d / "hv.npy").string(),
+                                "--grad-out", (d / "missing" / "g.npy").string()}),
+                       "--grad-out");
+  EXPECT_FALSE(fs::exists(d / "hv.npy"));
+  expect_clean_failure(run_cli({"explain", "-m", fashion_model(), "-i", fashion_image(), "-o",
+                                d.string()}),
+                       "is a folder, not a file");
+}
+
+TEST(Cli, LabelsFileMustLieInsideTheModelFolder) {
+  const fs::path d = temp_dir("cli_labels");
+  const std::string escape = edited_fashion(d, "escape.onnx", [](nn::Model& m) {
+    bool found = false;
+    for (auto& [k, v] : m.metadata) {
+      if (k == "labels") v = "../../../../etc/passwd", found = true;
+    }
+    if (!found) m.metadata.emplace_back("labels", "../../../../etc/passwd");
+  });
+  const CliRun r = run_cli({"predict", "-m", escape, "-i", fashion_image(), "--top", "1"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.find("root"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("not a relative path inside the model's folder"), std::string::npos)
+      << r.err;
 }
 
 }  // namespace

@@ -63,7 +63,8 @@ TEST(Image, GrayChannelOrderIsPilLuma) {
   EXPECT_EQ(x.to_vector(), (std::vector<double>{(76 - 10) * 0.5, (150 - 10) * 0.5,
                                                 (29 - 10) * 0.5, (77 - 10) * 0.5}));
   p.mean = {1, 2, 3};  // three means for one channel
-  EXPECT_ERROR_WITH(nn::preprocess_image(img, p), "mean needs 1 or 1 values");
+  EXPECT_ERROR_WITH(nn::preprocess_image(img, p),
+                    "mean has 3 values; the model's 1-channel input takes 1 value");
   p.mean = {0};
   p.channel_order = "CMYK";
   EXPECT_ERROR_WITH(nn::preprocess_image(img, p), "RGB, BGR or GRAY", "CMYK");

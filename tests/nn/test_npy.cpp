@@ -1,6 +1,7 @@
 #include <cmath>
 #include <limits>
 
+#include "nn/image.h"
 #include "nn/npy.h"
 #include "tests/nn/nn_test_util.h"
 
@@ -73,6 +74,19 @@ TEST(Npy, RejectsMalformedFiles) {
   std::string big_endian = good;
   big_endian.replace(big_endian.find("<f8"), 3, ">f8");
   EXPECT_ERROR_WITH(nn::parse_npy(big_endian, "x"), "unsupported .npy dtype");
+  EXPECT_ERROR_WITH(nn::parse_npy(good + "junk", "x"), "4 bytes after the data");
+}
+
+// As an input: a .npy name must hold a .npy array with at least one value.
+TEST(Npy, InputFilesMustHoldAnArray) {
+  const fs::path d = temp_dir("npy_input");
+  nn::Preprocess p;
+  write_bytes(d / "text.npy", "not numpy at all");
+  EXPECT_ERROR_WITH(nn::load_input(d / "text.npy", p), "not a .npy file");
+  nn::write_npy(d / "empty.npy", Tensor::zeros({0, 3, 8, 8}));
+  EXPECT_ERROR_WITH(nn::load_input(d / "empty.npy", p), "holds no values");
+  nn::write_npy(d / "ok.npy", Tensor::zeros({2, 3, 8, 8}));
+  EXPECT_EQ(nn::load_input(d / "ok.npy", p).shape(), (Shape{2, 3, 8, 8}));
 }
 
 }  // namespace

@@ -1,4 +1,9 @@
 // Loading, validation, transforms and writing of ONNX models.
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <cstring>
+
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "nn/model_info.h"
@@ -57,6 +62,40 @@ TEST(OnnxIo, TruncatedOrCorruptFilesAreErrors) {
   for (size_t i = 0; i < garbage.size(); ++i) garbage[i] = static_cast<char>((i * 7919) % 251);
   EXPECT_THROW(nn::parse_onnx(garbage, fs::path("."), "garbage"), Error);
   EXPECT_ERROR_WITH(nn::load_onnx("/nonexistent/model.onnx"), "no such file");
+}
+
+// Initializers whose meaning is ambiguous are refused, naming the tensor.
+TEST(OnnxIo, AmbiguousInitializersAreErrors) {
+  onnx::ModelProto mp;
+  ASSERT_TRUE(mp.ParseFromString(read_bytes(
+      fs::path(FRAGILE_SOURCE_DIR) / "tools" / "models" / "fashion_cnn.onnx")));
+  ASSERT_GT(mp.graph().initializer_size(), 0);
+  const std::string first = mp.graph().initializer(0).name();
+  {
+    onnx::ModelProto dup = mp;
+    *dup.mutable_graph()->add_initializer() = dup.graph().initializer(0);
+    const std::string expected = "two initializers are named '" + first + "'";
+    EXPECT_ERROR_WITH(nn::parse_onnx(dup.SerializeAsString(), fs::path("."), "dup"),
+                      expected.c_str());
+  }
+  {
+    onnx::ModelProto both = mp;
+    onnx::TensorProto* t = both.mutable_graph()->mutable_initializer(0);
+    ASSERT_TRUE(t->has_raw_data());
+    t->add_float_data(1.0f);
+    EXPECT_ERROR_WITH(nn::parse_onnx(both.SerializeAsString(), fs::path("."), "both"),
+                      first.c_str(), "both raw_data and typed data");
+  }
+  {
+    onnx::ModelProto nan = mp;
+    onnx::TensorProto* t = nan.mutable_graph()->mutable_initializer(0);
+    std::string raw = t->raw_data();
+    const float q = std::nanf("");
+    std::memcpy(raw.data() + 4, &q, 4);
+    t->set_raw_data(raw);
+    EXPECT_ERROR_WITH(nn::parse_onnx(nan.SerializeAsString(), fs::path("."), "nan"),
+                      first.c_str(), "holds NaN at element 1");
+  }
 }
 
 TEST(OnnxIo, UnknownOpNamesNodeAndOp) {
