@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <random>
@@ -73,7 +74,9 @@ FashionInfluence prepare_fashion_influence(nn::Model model, const FashionSetup& 
   const auto t0 = Clock::now();
   FashionInfluence fi;
   fi.setup = setup;
-  fi.session = std::make_unique<nn::Session>(std::move(model), DType::Float64);
+  FRAGILE_CHECK(setup.dtype == DType::Float64 || setup.dtype == DType::Float32,
+                "the network's dtype must be float32 or float64");
+  fi.session = std::make_unique<nn::Session>(std::move(model), setup.dtype);
   fi.feature_value = penultimate_value(fi.session->model());
   const nn::Preprocess pre = nn::preprocess_from_metadata(fi.session->model());
   FRAGILE_CHECK(pre.mean.size() >= 1 && pre.scale.size() >= 1 && pre.scale[0] != 0,
@@ -126,6 +129,8 @@ LooResult run_loo_validation(const FashionInfluence& fi, const LooOptions& opts)
   const auto t0 = Clock::now();
   const Objective& obj = fi.objective;
   const int64_t n = obj.num_examples;
+  FRAGILE_CHECK(opts.top >= 2, "leave-one-out: top must be at least 2 (a Pearson correlation "
+                "needs two points), got ", opts.top);
   std::vector<int64_t> tests = opts.test_points;
   if (tests.empty()) {
     // The highest-loss test point and those at the 90th and 50th loss percentiles.
@@ -204,7 +209,9 @@ Tensor influence_input_gradient(const FashionInfluence& fi, int64_t t, const Ten
   const std::vector<double> y = {fi.test.y.at(static_cast<size_t>(t))};
   const std::string input = fi.session->input().name;
   const InputLossFn loss = [&](const Tensor& x, const std::vector<Tensor>& params) {
-    const Tensor f = fi.session->run({{input, x}}, {fi.feature_value})[0];
+    // The last layer is float64 whatever the network computes in (to_dtype is differentiable).
+    const Tensor f =
+        to_dtype(fi.session->run({{input, x}}, {fi.feature_value})[0], DType::Float64);
     return logistic_losses(reshape(f, {f.size(0), -1}), y, params);
   };
   return influence_input_gradient(loss, image.to(fi.session->dtype()), fi.objective.layout,
@@ -215,6 +222,11 @@ AttackResult run_influence_attack(const FashionInfluence& fi, const AttackOption
   const auto t0 = Clock::now();
   FRAGILE_CHECK(opts.num_images >= 1 && opts.num_images <= fi.test.images.size(0),
                 "attack: --images must be in [1, ", fi.test.images.size(0), "]");
+  FRAGILE_CHECK(!opts.epsilons.empty(), "attack: no epsilon given");
+  for (double e : opts.epsilons) {
+    FRAGILE_CHECK(std::isfinite(e) && e > 0 && e <= 255,
+                  "attack: epsilon must be in (0, 255] pixel units, got ", e);
+  }
   AttackResult res;
   const size_t ne = opts.epsilons.size();
   std::vector<AttackRow> rows(ne);
@@ -326,6 +338,11 @@ InputHessianResult analyse_input_hessian(const nn::Session& session, const Tenso
   r.eigenvalue = top.value;
   r.eigenvector = top.vector;
   r.residual = (h(top.vector) - top.value * top.vector).norm();  // measured, not estimated
+  r.hessian_zero = r.lambda_max == 0.0 && r.lambda_min == 0.0;
+  if (r.hessian_zero) {
+    r.angle_deg = std::numeric_limits<double>::quiet_NaN();
+    return r;
+  }
   const double denom = r.grad_norm * top.vector.norm();
   const double cosine = denom > 0 ? std::min(1.0, std::abs(gv.dot(top.vector)) / denom) : 0.0;
   r.angle_deg = std::acos(cosine) * 180.0 / M_PI;

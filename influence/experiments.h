@@ -23,13 +23,17 @@ struct FashionSetup {
   int64_t class_pos = 9;    // ankle boot: y = +1
   int64_t num_train = 1000;  // first examples of the two classes in the training file
   double l2 = 0.01;
+  // The frozen network's compute dtype. Features, the last layer and every influence are float64
+  // either way (Newton trains to |grad| <= 1e-13); float32 only rounds the network's forward and
+  // the attack's backward pass through it.
+  DType dtype = DType::Float64;
 };
 
 // Everything the experiments share: the frozen network, features, the trained last layer at
 // theta-hat, per-example training gradients and the Cholesky factor of the exact Hessian.
 struct FashionInfluence {
   FashionSetup setup;
-  std::unique_ptr<nn::Session> session;  // float64
+  std::unique_ptr<nn::Session> session;  // setup.dtype (float64 by default)
   std::string feature_value;             // the penultimate value's name
   BinarySet train, test;                 // test: every test image of the two classes
   LogisticLastLayer layer;
@@ -60,7 +64,8 @@ FashionInfluence prepare_fashion_influence(nn::Model model, const FashionSetup& 
 // ---- 1. leave-one-out validation -------------------------------------------------------------
 struct LooOptions {
   std::vector<int64_t> test_points;  // binary test indices; empty: the 3 highest-loss test points
-  int64_t top = 40;                  // training points per test point, by |predicted change|
+  int64_t top = 40;                  // training points per test point, by |predicted change|;
+                                     // >= 2 (a Pearson correlation needs two points)
   IhvpOptions ihvp;                  // how s_test = H^{-1} grad L(z_t) is computed
 };
 struct LooPoint {
@@ -89,7 +94,7 @@ LooResult run_loo_validation(const FashionInfluence& fi, const LooOptions& opts)
 // ---- 2. the influence attack -----------------------------------------------------------------
 struct AttackOptions {
   int64_t num_images = 50;                // the first binary test images
-  // L_inf budget in pixel units (0..255); the image stays within the valid pixel range.
+  // L_inf budgets in pixel units, each in (0, 255]; the image stays within the valid pixel range.
   std::vector<double> epsilons = {2, 4, 8};
   int64_t attack_top = 3;                 // eq. 4 sums I over the top-3 training points
   int64_t overlap_k = 5;                  // top-5 intersection
@@ -143,7 +148,11 @@ struct InputHessianResult {
   double residual = 0.0;    // |H v - lambda v|
   double lambda_max = 0.0, lambda_min = 0.0;  // algebraic extremes (Lanczos only)
   double grad_norm = 0.0;
-  double angle_deg = 0.0;   // angle between grad_x S and the eigenvector, in [0, 90]
+  double angle_deg = 0.0;   // angle between grad_x S and the eigenvector, in [0, 90]; NaN when
+                            // hessian_zero (no eigenvector then means anything)
+  // Every Ritz value (or the power-iteration value) is exactly 0: the input Hessian vanishes at
+  // x, as for a piecewise-linear network (ReLU, max-pooling, no smooth activation).
+  bool hessian_zero = false;
   int hvps = 0;
   Vec eigenvector;
 };

@@ -27,12 +27,27 @@ std::filesystem::path idx_path(const std::filesystem::path& dir, const std::stri
                " not found (Debian package dataset-fashion-mnist, or pass --data DIR)");
 }
 
-}  // namespace
-
-IdxImages load_fashion_mnist(const std::filesystem::path& dir, const std::string& split) {
+std::string split_prefix(const std::string& split) {
   FRAGILE_CHECK(split == "train" || split == "test", "split must be train or test, got '", split,
                 "'");
-  const std::string prefix = split == "train" ? "train" : "t10k";
+  return split == "train" ? "train" : "t10k";
+}
+
+}  // namespace
+
+std::vector<uint8_t> load_fashion_labels(const std::filesystem::path& dir,
+                                         const std::string& split) {
+  const auto lpath = idx_path(dir, split_prefix(split) + "-labels-idx1-ubyte");
+  std::vector<uint8_t> lab = read_maybe_gzip(lpath);
+  FRAGILE_CHECK(lab.size() >= 8 && be32(lab, 0) == 0x801, lpath.string(),
+                ": not an idx1 ubyte file");
+  FRAGILE_CHECK(lab.size() == 8 + static_cast<size_t>(be32(lab, 4)), lpath.string(),
+                ": size does not match its header");
+  return std::vector<uint8_t>(lab.begin() + 8, lab.end());
+}
+
+IdxImages load_fashion_mnist(const std::filesystem::path& dir, const std::string& split) {
+  const std::string prefix = split_prefix(split);
   const auto ipath = idx_path(dir, prefix + "-images-idx3-ubyte");
   const auto lpath = idx_path(dir, prefix + "-labels-idx1-ubyte");
   std::vector<uint8_t> img = read_maybe_gzip(ipath);
@@ -70,6 +85,10 @@ BinarySet binary_subset(const IdxImages& data, int64_t class_neg, int64_t class_
   }
   const int64_t n = static_cast<int64_t>(s.y.size());
   FRAGILE_CHECK(n > 0, "binary_subset: no examples of classes ", class_neg, " and ", class_pos);
+  const auto pos = std::count(s.y.begin(), s.y.end(), 1.0);
+  FRAGILE_CHECK(pos > 0 && pos < n, "binary_subset: the ", n, " examples taken hold only class ",
+                pos > 0 ? class_pos : class_neg, " (no examples of class ",
+                pos > 0 ? class_neg : class_pos, ")");
   s.images = Tensor::from_vector(px, {n, 1, data.rows, data.cols}, DType::Float64);
   return s;
 }

@@ -26,6 +26,10 @@ struct IdxImages {
 };
 // split "train" or "test": <dir>/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz].
 IdxImages load_fashion_mnist(const std::filesystem::path& dir, const std::string& split);
+// The labels of a split alone (the small file, no image decoding): lets a caller check class
+// choices and index ranges before the expensive work.
+std::vector<uint8_t> load_fashion_labels(const std::filesystem::path& dir,
+                                         const std::string& split);
 
 struct BinarySet {
   std::vector<int64_t> source_index;  // index in the idx file
@@ -34,6 +38,7 @@ struct BinarySet {
 };
 // The first `limit` examples (file order; 0 = all) whose label is class_neg or class_pos,
 // preprocessed as x = (pixel - pixel_mean) * pixel_scale (the shipped model: 0 and 1/255).
+// Throws unless both classes occur among them (one class alone is no binary problem).
 BinarySet binary_subset(const IdxImages& data, int64_t class_neg, int64_t class_pos,
                         int64_t limit, double pixel_mean = 0.0, double pixel_scale = 1.0 / 255);
 

@@ -50,7 +50,9 @@ IhvpResult inverse_hvp(const Objective& obj, const Vec& theta, const Vec& v,
       r.x = conjugate_gradient(h, v, opts.cg).x;
       break;
     case IhvpMethod::Lissa: {
-      if (opts.lissa_batch <= 0) {
+      FRAGILE_CHECK(opts.lissa_batch >= 0, "inverse_hvp: lissa_batch must be >= 0 (0: the full "
+                    "objective), got ", opts.lissa_batch);
+      if (opts.lissa_batch == 0) {
         r.x = lissa(h, v, opts.lissa).x;
       } else {
         const int64_t n = obj.num_examples;
@@ -100,6 +102,7 @@ Tensor influence_input_gradient(const InputLossFn& loss, const Tensor& x, const 
 }
 
 std::vector<int64_t> top_k(const Vec& v, int64_t k) {
+  FRAGILE_CHECK(k >= 0, "top_k: k must be >= 0, got ", k);
   std::vector<int64_t> idx(static_cast<size_t>(v.size()));
   std::iota(idx.begin(), idx.end(), int64_t{0});
   k = std::min<int64_t>(k, v.size());

@@ -21,6 +21,11 @@ Vec random_unit(int64_t dim, uint64_t seed) {
 }  // namespace
 
 CgResult conjugate_gradient(const LinearOperator& a, const Vec& b, const CgOptions& opts) {
+  // Zero iterations would return x = 0 as if it were a solution.
+  FRAGILE_CHECK(opts.max_iter >= 1, "conjugate_gradient: max_iter must be >= 1, got ",
+                opts.max_iter);
+  FRAGILE_CHECK(std::isfinite(opts.tol) && opts.tol >= 0,
+                "conjugate_gradient: tol must be a finite number >= 0, got ", opts.tol);
   CgResult res;
   res.x = Vec::Zero(b.size());
   const double bnorm = b.norm();
@@ -56,7 +61,10 @@ CgResult conjugate_gradient(const LinearOperator& a, const Vec& b, const CgOptio
 }
 
 LissaResult lissa(const StochasticOperator& a, const Vec& b, const LissaOptions& opts) {
-  FRAGILE_CHECK(opts.scale > 0.0, "lissa: scale must be positive");
+  FRAGILE_CHECK(std::isfinite(opts.scale) && opts.scale > 0.0,
+                "lissa: scale must be positive, got ", opts.scale);
+  FRAGILE_CHECK(std::isfinite(opts.damping) && opts.damping >= 0.0,
+                "lissa: damping must be a finite number >= 0, got ", opts.damping);
   FRAGILE_CHECK(opts.depth >= 1 && opts.samples >= 1, "lissa: depth and samples must be >= 1");
   LissaResult res;
   res.x = Vec::Zero(b.size());

@@ -10,8 +10,13 @@
 //             correlation of all influences before/after and top-5 overlap, per epsilon.
 //   scores:   the most influential training points of one test point.
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -30,64 +35,185 @@
 namespace fragile::cli {
 
 namespace inf = fragile::influence;
+namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-namespace {
+// ---- shared with cmd_hessian.cpp (cli_influence.h) -----------------------------------------------
 
-void write_json(const std::string& path, const json& j) {
+std::string default_fashion_model() {
+  const fs::path rel = fs::path("tools") / "models" / "fashion_cnn.onnx";
+  std::vector<fs::path> candidates;
+  std::error_code ec;
+  // <repo>/<build>/bin/fragile: a build folder inside the repository (build-cpu, ...).
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec && exe.is_absolute()) {
+    candidates.push_back(exe.parent_path().parent_path().parent_path() / rel);
+  }
+#ifdef FRAGILE_SOURCE_DIR
+  candidates.push_back(fs::path(FRAGILE_SOURCE_DIR) / rel);
+#endif
+  // The source tree this file was compiled from (CMake passes absolute source paths):
+  // <repo>/tools/cmd_influence.cpp.
+  const fs::path here(__FILE__);
+  if (here.is_absolute()) candidates.push_back(here.parent_path().parent_path() / rel);
+  for (const fs::path& c : candidates) {
+    if (fs::is_regular_file(c, ec)) return c.lexically_normal().string();
+  }
+  return candidates.empty() ? rel.string() : candidates.back().lexically_normal().string();
+}
+
+void add_fashion_model_options(CLI::App& app, ModelOptions& m, const std::string& model_help) {
+  m.path = default_fashion_model();
+  m.dtype = "float64";
+  m.add_to(app, /*with_model_flag=*/true);
+  app.get_option("--model")->required(false)->description(model_help)->capture_default_str();
+  // The solvers, Newton training and Lanczos run on host vectors: no GPU path here.
+  app.remove_option(app.get_option("--device"));
+}
+
+void check_model_options(const ModelOptions& m) {
+  m.engine_dtype();  // "--dtype must be float32 or float64, got ..."
+  if (!m.activation.empty()) nn::parse_activation(m.activation);
+  std::error_code ec;
+  if (!fs::is_regular_file(m.path, ec)) {
+    FRAGILE_CHECK(m.path != default_fashion_model(), "the default model ", m.path,
+                  " is missing (the repository ships it as tools/models/fashion_cnn.onnx); pass "
+                  "-m MODEL");
+    FRAGILE_FAIL("--model '", m.path, "': no such file");
+  }
+}
+
+void check_output_path(const std::string& flag, const std::string& path, bool allow_stdout) {
   if (path.empty()) return;
   if (path == "-") {
-    std::cout << j.dump(2) << "\n";
+    FRAGILE_CHECK(allow_stdout, flag, " needs a file name ('-' is not supported here)");
+    return;
+  }
+  std::error_code ec;
+  const fs::path p(path);
+  FRAGILE_CHECK(!fs::is_directory(p, ec), flag, " '", path, "' is a folder, not a file");
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  FRAGILE_CHECK(fs::exists(dir, ec), flag, " '", path, "': folder '", dir.string(),
+                "' does not exist");
+  FRAGILE_CHECK(fs::is_directory(dir, ec), flag, " '", path, "': '", dir.string(),
+                "' is not a folder");
+  // access() rather than opening the file: a run that fails later leaves no empty file behind.
+  const char* target = fs::exists(p, ec) ? path.c_str() : dir.c_str();
+  FRAGILE_CHECK(::access(target, W_OK) == 0, flag, " '", path, "' cannot be written (",
+                std::strerror(errno), ")");
+}
+
+std::ostream& HumanOut::stream() const { return to_stderr ? std::cerr : std::cout; }
+
+HumanOut human_out_for(const std::string& json_out) { return HumanOut{json_out == "-"}; }
+
+void write_text_output(const std::string& flag, const std::string& path, const std::string& text) {
+  if (path.empty()) return;
+  if (path == "-") {
+    std::cout << text << std::flush;
     return;
   }
   std::ofstream f(path);
-  FRAGILE_CHECK(f, "cannot write ", path);
-  f << j.dump(2) << "\n";
-  FRAGILE_CHECK(f, "cannot write ", path);
+  FRAGILE_CHECK(f, flag, ": cannot write ", path);
+  f << text;
+  f.close();
+  FRAGILE_CHECK(f, flag, ": cannot write ", path);
   std::cerr << "wrote " << path << "\n";
 }
 
+namespace {
+
+constexpr const char* kJsonHelp =
+    "write results as JSON here ('-': stdout; the human-readable output then goes to stderr, so "
+    "that stdout is one JSON document)";
+
+void write_json(const std::string& path, const json& j) {
+  write_text_output("--json", path, j.dump(2) + "\n");
+}
+
+void check_index(const char* flag, int64_t i, int64_t n, const std::vector<int64_t>& classes) {
+  FRAGILE_CHECK(i >= 0 && i < n, flag, " ", i, " is out of range: there are ", n,
+                " test points of classes ", classes.at(0), " and ", classes.at(1), " (0..", n - 1,
+                ")");
+}
+
 struct SetupOptions {
-  std::string model = "tools/models/fashion_cnn.onnx";
-  std::string activation;
+  ModelOptions model;  // -m, --dtype, --activation, --fold-bn
   std::string data = inf::kFashionDir;
   std::vector<int64_t> classes = {7, 9};
   int64_t train = 1000;
   double l2 = 0.01;
 
   void add_to(CLI::App& app) {
-    app.add_option("-m,--model", model, "frozen network (ONNX); influence uses its last layer")
-        ->capture_default_str();
-    app.add_option("--activation", activation,
-                   "replace every ReLU by 'softplus:BETA' before use (the attack needs a "
-                   "non-zero second derivative)");
+    add_fashion_model_options(app, model,
+                              "frozen network (ONNX); influence uses its last layer. --activation "
+                              "softplus:BETA replaces every ReLU (the attack needs a non-zero "
+                              "second derivative); --dtype is the network's, the last layer is "
+                              "float64 either way");
     app.add_option("--data", data, "folder with the Fashion-MNIST idx files (.gz)")
         ->capture_default_str();
-    app.add_option("--classes", classes, "the two classes: negative,positive")
+    app.add_option("--classes", classes,
+                   "the two classes: negative,positive (two different Fashion-MNIST classes, "
+                   "0..9)")
         ->delimiter(',')
         ->expected(2)
         ->capture_default_str();
-    app.add_option("--train", train, "training points (the first of the two classes)")
+    app.add_option("--train", train, "training points (the first of the two classes), >= 2")
         ->capture_default_str();
-    app.add_option("--l2", l2, "L2 weight lambda of J = mean loss + lambda/2 |theta|^2")
+    app.add_option("--l2", l2, "L2 weight lambda >= 0 of J = mean loss + lambda/2 |theta|^2")
         ->capture_default_str();
   }
 
-  inf::FashionInfluence prepare() const {
-    FRAGILE_CHECK(train >= 2, "--train must be at least 2");
-    FRAGILE_CHECK(l2 >= 0, "--l2 must be >= 0");
-    nn::Model m = nn::load_onnx(model);
-    if (!activation.empty()) {
-      if (auto beta = nn::parse_activation(activation)) nn::swap_relu_for_softplus(m, *beta);
+  // The option values alone (no file is read but the model's existence checked).
+  void check() const {
+    check_model_options(model);
+    FRAGILE_CHECK(classes.size() == 2, "--classes needs two values, got ", classes.size());
+    for (int64_t c : classes) {
+      FRAGILE_CHECK(c >= 0 && c <= 9, "--classes: ", c,
+                    " is not a Fashion-MNIST class (0..9)");
     }
+    FRAGILE_CHECK(classes[0] != classes[1], "--classes must be two different classes, got ",
+                  classes[0], " twice");
+    FRAGILE_CHECK(train >= 2, "--train must be at least 2, got ", train);
+    FRAGILE_CHECK(std::isfinite(l2) && l2 >= 0, "--l2 must be a finite number >= 0, got ", l2);
+  }
+
+  // What depends on the data, from the label files alone (kilobytes; the images, features and
+  // training come later): --train against the examples there are; returns the number of binary
+  // test points, the range of --test / --tests / --images.
+  int64_t check_data() const {
+    const int64_t neg = classes.at(0), pos = classes.at(1);
+    int64_t available = 0, taken = 0, taken_pos = 0;
+    for (uint8_t c : inf::load_fashion_labels(data, "train")) {
+      if (c != neg && c != pos) continue;
+      ++available;
+      if (taken < train) {
+        ++taken;
+        taken_pos += c == pos;
+      }
+    }
+    FRAGILE_CHECK(train <= available, "--train ", train, " exceeds the ", available,
+                  " training examples of classes ", neg, " and ", pos);
+    FRAGILE_CHECK(taken_pos > 0 && taken_pos < taken, "--train ", train, ": the first ", taken,
+                  " training examples of classes ", neg, " and ", pos, " are all of class ",
+                  taken_pos > 0 ? pos : neg, "; use a larger --train");
+    int64_t test = 0;
+    for (uint8_t c : inf::load_fashion_labels(data, "test")) test += c == neg || c == pos;
+    FRAGILE_CHECK(test > 0, "--classes ", neg, ",", pos, ": no test examples of these classes");
+    return test;
+  }
+
+  inf::FashionInfluence prepare(const HumanOut& out) const {
+    nn::Model m = model.load();
     inf::FashionSetup s;
     s.data_dir = data;
     s.class_neg = classes.at(0);
     s.class_pos = classes.at(1);
     s.num_train = train;
     s.l2 = l2;
+    s.dtype = model.engine_dtype();
     inf::FashionInfluence fi = inf::prepare_fashion_influence(std::move(m), s);
-    std::cout << "features: '" << fi.feature_value << "' (" << fi.layer.features.size(1)
+    out.stream() << "features: '" << fi.feature_value << "' (" << fi.layer.features.size(1)
               << "-d); " << fi.train.y.size() << " training / " << fi.test.y.size()
               << " test points of classes " << s.class_neg << " vs " << s.class_pos << "\n"
               << "last layer: " << fi.num_params() << " parameters, Newton "
@@ -98,8 +224,10 @@ struct SetupOptions {
   }
 
   json to_json(const inf::FashionInfluence& fi) const {
-    return {{"model", model},
-            {"activation", activation},
+    return {{"model", model.path},
+            {"activation", model.activation},
+            {"dtype", model.dtype},
+            {"fold_bn", model.fold_bn},
             {"data", data},
             {"classes", classes},
             {"num_train", fi.train.y.size()},
@@ -127,21 +255,43 @@ struct SolverOptions {
 
   void add_to(CLI::App& app) {
     app.add_option("--solver", method, "inverse HVP: cg | lissa | exact")->capture_default_str();
-    app.add_option("--cg-tol", cg_tol, "CG relative residual tolerance")->capture_default_str();
-    app.add_option("--cg-iters", cg_iters, "CG iteration limit")->capture_default_str();
-    app.add_option("--lissa-scale", lissa_scale,
-                   "LiSSA scale (0: 1.05 x largest Hessian eigenvalue)")
+    app.add_option("--cg-tol", cg_tol, "CG relative residual tolerance, > 0")
         ->capture_default_str();
-    app.add_option("--lissa-damping", lissa_damping, "LiSSA damping")->capture_default_str();
-    app.add_option("--lissa-depth", lissa_depth, "LiSSA recursion depth")->capture_default_str();
-    app.add_option("--lissa-samples", lissa_samples, "LiSSA repetitions averaged")
+    app.add_option("--cg-iters", cg_iters, "CG iteration limit, >= 1")->capture_default_str();
+    app.add_option("--lissa-scale", lissa_scale,
+                   "LiSSA scale, > 0 (0: 1.05 x largest Hessian eigenvalue)")
+        ->capture_default_str();
+    app.add_option("--lissa-damping", lissa_damping,
+                   "LiSSA damping in [0, 1) (the recursion keeps (1 - damping) of each iterate)")
+        ->capture_default_str();
+    app.add_option("--lissa-depth", lissa_depth, "LiSSA recursion depth, >= 1")
+        ->capture_default_str();
+    app.add_option("--lissa-samples", lissa_samples, "LiSSA repetitions averaged, >= 1")
         ->capture_default_str();
     app.add_option("--lissa-batch", lissa_batch,
-                   "examples per LiSSA HVP (0: the full objective)")
+                   "examples per LiSSA HVP, >= 1 (0: the full objective)")
         ->capture_default_str();
   }
 
-  inf::IhvpOptions resolve(const inf::FashionInfluence& fi) const {
+  // Every solver value is checked whichever --solver is chosen: a bad value is a typo either way.
+  void check() const {
+    FRAGILE_CHECK(method == "cg" || method == "lissa" || method == "exact",
+                  "--solver must be cg, lissa or exact, got '", method, "'");
+    FRAGILE_CHECK(std::isfinite(cg_tol) && cg_tol > 0, "--cg-tol must be a finite number > 0, got ",
+                  cg_tol);
+    FRAGILE_CHECK(cg_iters >= 1, "--cg-iters must be at least 1, got ", cg_iters);
+    FRAGILE_CHECK(std::isfinite(lissa_scale) && lissa_scale >= 0,
+                  "--lissa-scale must be a finite number > 0 (or 0: 1.05 x the largest Hessian "
+                  "eigenvalue), got ", lissa_scale);
+    FRAGILE_CHECK(std::isfinite(lissa_damping) && lissa_damping >= 0 && lissa_damping < 1,
+                  "--lissa-damping must be in [0, 1), got ", lissa_damping);
+    FRAGILE_CHECK(lissa_depth >= 1, "--lissa-depth must be at least 1, got ", lissa_depth);
+    FRAGILE_CHECK(lissa_samples >= 1, "--lissa-samples must be at least 1, got ", lissa_samples);
+    FRAGILE_CHECK(lissa_batch >= 0, "--lissa-batch must be >= 0 (0: the full objective), got ",
+                  lissa_batch);
+  }
+
+  inf::IhvpOptions resolve(const inf::FashionInfluence& fi, const HumanOut& out) const {
     inf::IhvpOptions o;
     o.method = inf::parse_ihvp_method(method);
     o.cg.tol = cg_tol;
@@ -158,7 +308,7 @@ struct SolverOptions {
           [&](const inf::Vec& v) { return fi.objective.hvp(fi.fit.theta, v, all); },
           fi.num_params(), 500, 1e-6, seed);
       o.lissa.scale = 1.05 * top.value;
-      std::cout << "LiSSA scale " << o.lissa.scale << " (largest Hessian eigenvalue "
+      out.stream() << "LiSSA scale " << o.lissa.scale << " (largest Hessian eigenvalue "
                 << top.value << ")\n";
     }
     return o;
@@ -180,24 +330,35 @@ struct ValidateOptions {
 };
 
 void run_validate(const ValidateOptions& o) {
-  inf::FashionInfluence fi = o.setup.prepare();
+  // Every option before any image is decoded (the setup alone takes seconds).
+  o.setup.check();
+  o.solver.check();
+  FRAGILE_CHECK(o.top >= 2, "--top must be at least 2 (a Pearson correlation needs two points), "
+                "got ", o.top);
+  check_output_path("--json", o.json_out, /*allow_stdout=*/true);
+  check_output_path("--plot", o.plot, /*allow_stdout=*/false);
+  const int64_t num_test = o.setup.check_data();
+  for (int64_t t : o.tests) check_index("--tests", t, num_test, o.setup.classes);
+  const HumanOut out = human_out_for(o.json_out);
+
+  inf::FashionInfluence fi = o.setup.prepare(out);
   inf::LooOptions lo;
   lo.test_points = o.tests;
   lo.top = o.top;
-  lo.ihvp = o.solver.resolve(fi);
+  lo.ihvp = o.solver.resolve(fi, out);
   const inf::LooResult r = inf::run_loo_validation(fi, lo);
   json tests = json::array();
   std::vector<inf::ScatterSeries> series;
   const uint32_t colors[] = {0xd62728, 0x1f77b4, 0x2ca02c, 0xff7f0e, 0x9467bd, 0x8c564b};
   for (size_t k = 0; k < r.tests.size(); ++k) {
     const inf::LooTest& t = r.tests[k];
-    std::printf("test %lld (file index %lld, class %lld): loss %.4g, %s %d ops, "
-                "|s - s_exact|/|s_exact| %.1e, top %zu: Pearson %.4f, Spearman %.4f\n",
-                static_cast<long long>(t.test_index),
-                static_cast<long long>(fi.test.source_index[t.test_index]),
-                static_cast<long long>(source_label(fi, fi.test.y[t.test_index])), t.test_loss,
-                inf::ihvp_method_name(lo.ihvp.method), t.ihvp.operator_calls,
-                t.s_test_error_vs_exact, t.points.size(), t.pearson, t.spearman);
+    std::fprintf(out.file(), "test %lld (file index %lld, class %lld): loss %.4g, %s %d ops, "
+                 "|s - s_exact|/|s_exact| %.1e, top %zu: Pearson %.4f, Spearman %.4f\n",
+                 static_cast<long long>(t.test_index),
+                 static_cast<long long>(fi.test.source_index[t.test_index]),
+                 static_cast<long long>(source_label(fi, fi.test.y[t.test_index])), t.test_loss,
+                 inf::ihvp_method_name(lo.ihvp.method), t.ihvp.operator_calls,
+                 t.s_test_error_vs_exact, t.points.size(), t.pearson, t.spearman);
     json pts = json::array();
     inf::ScatterSeries s;
     s.rgb = colors[k % 6];
@@ -227,9 +388,10 @@ void run_validate(const ValidateOptions& o) {
                      {"spearman", t.spearman},
                      {"points", pts}});
   }
-  std::printf("Pearson (predicted vs actual LOO loss change): pooled %.4f, min over test points "
-              "%.4f (%.1f s)\n",
-              r.pearson_pooled, r.min_pearson, r.seconds);
+  std::fprintf(out.file(),
+               "Pearson (predicted vs actual LOO loss change): pooled %.4f, min over test points "
+               "%.4f (%.1f s)\n",
+               r.pearson_pooled, r.min_pearson, r.seconds);
   json j = {{"command", "influence validate"},
             {"setup", o.setup.to_json(fi)},
             {"solver", inf::ihvp_method_name(lo.ihvp.method)},
@@ -258,24 +420,42 @@ struct AttackCliOptions {
 };
 
 void run_attack(const AttackCliOptions& o) {
-  inf::FashionInfluence fi = o.setup.prepare();
+  // Every option before any image is decoded (the setup alone takes seconds).
+  o.setup.check();
+  FRAGILE_CHECK(o.images >= 1, "--images must be at least 1, got ", o.images);
+  FRAGILE_CHECK(!o.eps.empty(), "--eps needs at least one budget");
+  for (double e : o.eps) {
+    FRAGILE_CHECK(std::isfinite(e) && e > 0 && e <= 255,
+                  "--eps must be in (0, 255] pixel units, got ", e);
+  }
+  check_output_path("--json", o.json_out, /*allow_stdout=*/true);
+  check_output_path("--plot", o.plot, /*allow_stdout=*/false);
+  const int64_t num_test = o.setup.check_data();
+  FRAGILE_CHECK(o.images <= num_test, "--images ", o.images, " exceeds the ", num_test,
+                " test points of classes ", o.setup.classes.at(0), " and ",
+                o.setup.classes.at(1));
+  const HumanOut out = human_out_for(o.json_out);
+
+  inf::FashionInfluence fi = o.setup.prepare(out);
   inf::AttackOptions ao;
   ao.num_images = o.images;
   ao.epsilons = o.eps;
   ao.seed = o.seed;
   const inf::AttackResult r = inf::run_influence_attack(fi, ao);
-  std::printf("\n%lld test images, influence of all %zu training points (Spearman) and top-5 "
-              "overlap, before vs after:\n\n",
-              static_cast<long long>(o.images), fi.train.y.size());
-  std::printf("| eps (/255) | Spearman targeted | Spearman random | top-5 targeted | top-5 random "
-              "| label kept targeted | label kept random |\n");
-  std::printf("|---|---|---|---|---|---|---|\n");
+  std::fprintf(out.file(),
+               "\n%lld test images, influence of all %zu training points (Spearman) and top-5 "
+               "overlap, before vs after:\n\n",
+               static_cast<long long>(o.images), fi.train.y.size());
+  std::fprintf(out.file(),
+               "| eps (/255) | Spearman targeted | Spearman random | top-5 targeted | top-5 random "
+               "| label kept targeted | label kept random |\n");
+  std::fprintf(out.file(), "|---|---|---|---|---|---|---|\n");
   json rows = json::array();
   for (const inf::AttackRow& row : r.rows) {
-    std::printf("| %g | %.3f | %.3f | %.2f | %.2f | %.0f%% | %.0f%% |\n", row.epsilon,
-                row.targeted_spearman, row.random_spearman, row.targeted_overlap,
-                row.random_overlap, 100 * row.targeted_label_kept,
-                100 * row.random_label_kept);
+    std::fprintf(out.file(), "| %g | %.3f | %.3f | %.2f | %.2f | %.0f%% | %.0f%% |\n", row.epsilon,
+                 row.targeted_spearman, row.random_spearman, row.targeted_overlap,
+                 row.random_overlap, 100 * row.targeted_label_kept,
+                 100 * row.random_label_kept);
     rows.push_back({{"epsilon", row.epsilon},
                     {"targeted_spearman", row.targeted_spearman},
                     {"random_spearman", row.random_spearman},
@@ -284,7 +464,7 @@ void run_attack(const AttackCliOptions& o) {
                     {"targeted_label_kept", row.targeted_label_kept},
                     {"random_label_kept", row.random_label_kept}});
   }
-  std::printf("\n(%.1f s)\n", r.seconds);
+  std::fprintf(out.file(), "\n(%.1f s)\n", r.seconds);
   json images = json::array();
   for (const inf::AttackImage& im : r.images) {
     json per = json::array();
@@ -340,28 +520,35 @@ struct ScoresOptions {
 };
 
 void run_scores(const ScoresOptions& o) {
-  inf::FashionInfluence fi = o.setup.prepare();
-  FRAGILE_CHECK(o.test >= 0 && o.test < static_cast<int64_t>(fi.test.y.size()),
-                "--test must be in [0, ", fi.test.y.size(), ")");
-  const inf::IhvpOptions io = o.solver.resolve(fi);
+  // Every option before any image is decoded (the setup alone takes seconds).
+  o.setup.check();
+  o.solver.check();
+  FRAGILE_CHECK(o.top >= 1, "--top must be at least 1, got ", o.top);
+  check_output_path("--json", o.json_out, /*allow_stdout=*/true);
+  check_index("--test", o.test, o.setup.check_data(), o.setup.classes);
+  const HumanOut out = human_out_for(o.json_out);
+
+  inf::FashionInfluence fi = o.setup.prepare(out);
+  const inf::IhvpOptions io = o.solver.resolve(fi, out);
   const inf::IhvpResult s = inf::inverse_hvp(fi.objective, fi.fit.theta, fi.test_gradient(o.test), io);
   const inf::Vec infl = inf::influence_from_s_test(fi.train_grads, s.x);
   const double score = fi.scores(contiguous(slice(fi.test.images, 0, o.test, o.test + 1)))[0];
-  std::printf("test %lld (file index %lld, class %lld): last-layer score %.4g, %s %d ops, "
-              "residual %.1e\n",
-              static_cast<long long>(o.test), static_cast<long long>(fi.test.source_index[o.test]),
-              static_cast<long long>(source_label(fi, fi.test.y[o.test])), score,
-              inf::ihvp_method_name(io.method), s.operator_calls, s.relative_residual);
+  std::fprintf(out.file(),
+               "test %lld (file index %lld, class %lld): last-layer score %.4g, %s %d ops, "
+               "residual %.1e\n",
+               static_cast<long long>(o.test), static_cast<long long>(fi.test.source_index[o.test]),
+               static_cast<long long>(source_label(fi, fi.test.y[o.test])), score,
+               inf::ihvp_method_name(io.method), s.operator_calls, s.relative_residual);
   json lists = json::object();
   for (int sign : {+1, -1}) {
     const char* name = sign > 0 ? "harmful" : "helpful";
-    std::printf("most %s (I %s 0: up-weighting %s the test loss):\n", name, sign > 0 ? ">" : "<",
-                sign > 0 ? "raises" : "lowers");
+    std::fprintf(out.file(), "most %s (I %s 0: up-weighting %s the test loss):\n", name,
+                 sign > 0 ? ">" : "<", sign > 0 ? "raises" : "lowers");
     json arr = json::array();
     for (int64_t i : inf::top_k(sign * infl, o.top)) {
-      std::printf("  train %5lld  file index %5lld  class %lld  I = %+.5g\n",
-                  static_cast<long long>(i), static_cast<long long>(fi.train.source_index[i]),
-                  static_cast<long long>(source_label(fi, fi.train.y[i])), infl[i]);
+      std::fprintf(out.file(), "  train %5lld  file index %5lld  class %lld  I = %+.5g\n",
+                   static_cast<long long>(i), static_cast<long long>(fi.train.source_index[i]),
+                   static_cast<long long>(source_label(fi, fi.train.y[i])), infl[i]);
       arr.push_back({{"train_index", i},
                      {"source_index", fi.train.source_index[i]},
                      {"label", source_label(fi, fi.train.y[i])},
@@ -398,9 +585,10 @@ void add_influence_commands(CLI::App& app) {
                   "binary test indices (default: the highest-loss test point and those at the "
                   "90th and 50th loss percentiles)")
       ->delimiter(',');
-  val->add_option("--top", v->top, "training points per test point, by |predicted change|")
+  val->add_option("--top", v->top,
+                  "training points per test point, by |predicted change|; >= 2 (Pearson)")
       ->capture_default_str();
-  val->add_option("--json", v->json_out, "write results as JSON here ('-': stdout)");
+  val->add_option("--json", v->json_out, kJsonHelp);
   val->add_option("--plot", v->plot, "write a predicted-vs-actual scatter PNG here");
   val->callback([v] { run_guarded([&] { run_validate(*v); return 0; }); });
 
@@ -410,11 +598,11 @@ void add_influence_commands(CLI::App& app) {
                 "random-sign baseline: rank correlation and top-5 overlap of the influences");
   a->setup.add_to(*att);
   att->add_option("--images", a->images, "the first N binary test images")->capture_default_str();
-  att->add_option("--eps", a->eps, "L_inf budgets in pixel units (/255)")
+  att->add_option("--eps", a->eps, "L_inf budgets in pixel units (/255), each in (0, 255]")
       ->delimiter(',')
       ->capture_default_str();
   att->add_option("--seed", a->seed, "random-sign baseline seed")->capture_default_str();
-  att->add_option("--json", a->json_out, "write results as JSON here ('-': stdout)");
+  att->add_option("--json", a->json_out, kJsonHelp);
   att->add_option("--plot", a->plot,
                   "write the before-vs-after influence scatter (first image, largest eps) here");
   att->callback([a] { run_guarded([&] { run_attack(*a); return 0; }); });
@@ -425,8 +613,8 @@ void add_influence_commands(CLI::App& app) {
   s->setup.add_to(*sc);
   s->solver.add_to(*sc);
   sc->add_option("--test", s->test, "binary test index")->capture_default_str();
-  sc->add_option("--top", s->top, "points listed per sign")->capture_default_str();
-  sc->add_option("--json", s->json_out, "write results (all influences) as JSON here");
+  sc->add_option("--top", s->top, "points listed per sign, >= 1")->capture_default_str();
+  sc->add_option("--json", s->json_out, std::string(kJsonHelp) + "; includes every influence");
   sc->callback([s] { run_guarded([&] { run_scores(*s); return 0; }); });
 
   add_hessian_command(app);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "core/error.h"
@@ -151,6 +152,29 @@ TEST(Eigen, LanczosStopsOnAnInvariantSubspace) {
   EXPECT_LE(l.steps, 5);
   EXPECT_NEAR(l.values.maxCoeff(), 5.0, 1e-10);
   EXPECT_NEAR(l.values.minCoeff(), 1.0, 1e-10);
+}
+
+// Settings with no meaning are refused, never run: zero CG iterations would return x = 0 as if
+// it solved anything (the CLI printed all-zero influences), and a negative LiSSA damping or
+// scale is no recursion at all.
+TEST(Solvers, MeaninglessSettingsThrow) {
+  const Mat a = Vec::LinSpaced(4, 1.0, 4.0).asDiagonal();
+  CgOptions cg;
+  cg.max_iter = 0;
+  EXPECT_THROW(conjugate_gradient(op_of(a), Vec::Ones(4), cg), Error);
+  cg = CgOptions{};
+  cg.tol = -1;
+  EXPECT_THROW(conjugate_gradient(op_of(a), Vec::Ones(4), cg), Error);
+  cg.tol = std::nan("");
+  EXPECT_THROW(conjugate_gradient(op_of(a), Vec::Ones(4), cg), Error);
+  LissaOptions li;
+  li.damping = -1;
+  EXPECT_THROW(lissa(op_of(a), Vec::Ones(4), li), Error);
+  li = LissaOptions{};
+  li.scale = -1;
+  EXPECT_THROW(lissa(op_of(a), Vec::Ones(4), li), Error);
+  li.scale = std::numeric_limits<double>::infinity();
+  EXPECT_THROW(lissa(op_of(a), Vec::Ones(4), li), Error);
 }
 
 }  // namespace
