@@ -5,7 +5,6 @@
 // The runs that compute use small settings (--train 100, one test point or image).
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "nn/onnx_io.h"
+#include "tests/support/cli_run.h"
 #include "tests/support/reference.h"
 
 namespace fragile::influence {
@@ -24,10 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-struct CliRun {
-  int status = -1;  // exit status, or -1 when killed by a signal
-  std::string out, err;
-};
+using test::CliRun;
 
 fs::path temp_dir(const std::string& name) {
   const fs::path d = fs::temp_directory_path() /
@@ -42,29 +39,9 @@ std::string read_bytes(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
 // Runs the binary with `args`, in folder `cwd` when given.
 CliRun run_cli(const std::vector<std::string>& args, const fs::path& cwd = {}) {
-  static int counter = 0;
-  const fs::path d = temp_dir("io");
-  const fs::path out = d / ("out" + std::to_string(counter));
-  const fs::path err = d / ("err" + std::to_string(counter));
-  ++counter;
-  std::string cmd = cwd.empty() ? std::string() : "cd " + quote(cwd.string()) + " && ";
-  cmd += quote(FRAGILE_CLI_PATH);
-  for (const auto& a : args) cmd += " " + quote(a);
-  cmd += " >" + quote(out.string()) + " 2>" + quote(err.string());
-  const int rc = std::system(cmd.c_str());
-  CliRun r;
-  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  r.out = read_bytes(out);
-  r.err = read_bytes(err);
-  return r;
+  return test::run_binary(FRAGILE_CLI_PATH, args, cwd);
 }
 
 fs::path source_path(const std::string& rel) { return fs::path(test::source_dir()) / rel; }

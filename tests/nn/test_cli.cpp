@@ -1,6 +1,5 @@
 // The `fragile` binary end to end: predictions on the real SqueezeNet, and every bad input giving
 // one line on stderr and exit status 1 (these also run under AddressSanitizer builds).
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cctype>
@@ -14,35 +13,15 @@
 #include "nn/npy.h"
 #include "nn/onnx_io.h"
 #include "tests/nn/nn_test_util.h"
+#include "tests/support/cli_run.h"
 
 namespace fragile::nntest {
 namespace {
 
-struct CliRun {
-  int status = -1;        // exit status, or -1 when killed by a signal
-  std::string out, err;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
+using test::CliRun;
 
 CliRun run_cli(const std::vector<std::string>& args) {
-  static int counter = 0;
-  const fs::path d = temp_dir("cli");
-  const fs::path out = d / ("out" + std::to_string(counter)), err = d / ("err" + std::to_string(counter));
-  ++counter;
-  std::string cmd = quote(FRAGILE_CLI_PATH);
-  for (const auto& a : args) cmd += " " + quote(a);
-  cmd += " >" + quote(out.string()) + " 2>" + quote(err.string());
-  const int rc = std::system(cmd.c_str());
-  CliRun r;
-  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  r.out = read_bytes(out);
-  r.err = read_bytes(err);
-  return r;
+  return test::run_binary(FRAGILE_CLI_PATH, args);
 }
 
 std::string squeezenet() { return shared_path("models/squeezenet1.0.onnx").string(); }
