@@ -3,8 +3,10 @@
 // SmoothGrad's noise and the random-sign attack's directions are drawn for a batch [N, ...].
 // With one generator for the batch, image n's draws depend on which images came before it, so
 // a map or an attack result changed with --batch and with the image's place in the list.
-// Here image i of a run (i = first_image + n) has its own generator, seeded from (seed, i):
-// its draws are the same alone, in any batch, at any position.
+// Here image i of a run (i = first_image + n, its position among all the run's images) has its
+// own generator, seeded from (seed, i): its draws do not depend on how the run is cut into
+// batches. They do depend on the position: list the images differently and an image gets
+// another image's stream (a different but equally valid random draw).
 #pragma once
 #include <cstdint>
 #include <random>

@@ -242,7 +242,9 @@ AttackResult run_influence_attack(const FashionInfluence& fi, const AttackOption
     const std::vector<double> before_std = to_std(before);
     const std::vector<int64_t> top = top_k(before, opts.attack_top);
     const Tensor gx = influence_input_gradient(fi, t, x0, top);
-    const Tensor dir = neg(sign(gx));  // -sign(grad_x sum_top I): lowers the top influences
+    // -sign(grad_x sum_top I) lowers the top influences; in the image's dtype (the network may
+    // compute in float32 while the test images are float64).
+    const Tensor dir = to_dtype(neg(sign(gx)), x0.dtype());
     std::mt19937_64 rng(opts.seed * 1000003u + static_cast<uint64_t>(t));
     Tensor rnd = sign(Tensor::uniform(x0.shape(), -1.0, 1.0, rng, DType::Float64));
     const bool label0 = fi.scores(x0)[0] > 0;

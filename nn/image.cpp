@@ -149,9 +149,9 @@ Preprocess preprocess_from_metadata(const Model& model) {
   if (auto v = model.meta("preprocess.resize")) p.resize = *v;
   if (auto v = model.meta("preprocess.size")) {
     auto s = parse_number_list(*v, "preprocess.size");
-    FRAGILE_CHECK(s.size() == 1 && s[0] >= 1 && s[0] <= kMaxInputSide && s[0] == std::floor(s[0]),
-                  "metadata preprocess.size: '", *v, "' is not a side length of 1 to ",
-                  kMaxInputSide, " pixels");
+    FRAGILE_CHECK(s.size() == 1 && s[0] >= 0 && s[0] <= kMaxInputSide && s[0] == std::floor(s[0]),
+                  "metadata preprocess.size: '", *v, "' is not a side length of 0 (the image's "
+                  "own) to ", kMaxInputSide, " pixels");
     p.size = static_cast<int64_t>(s[0]);
   } else {
     auto ins = model.graph.data_inputs();

@@ -1,6 +1,9 @@
 #include "tools/cli_common.h"
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <cstring>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -113,13 +116,14 @@ nn::Preprocess PreprocessOptions::resolve(const nn::Model& model) const {
     p.size = *size;
   }
   p.validate();
-  // A model with a fixed input side takes no other: say so now, not after allocating and
-  // preprocessing an image of the wrong size.
+  // A --size the model's fixed input cannot take: say so now, not after preprocessing. (Only
+  // for an explicit --size: a .npy input is never resized, whatever the metadata says.)
   const auto ins = model.graph.data_inputs();
-  if (p.resize != "none" && ins.size() == 1 && ins[0]->has_shape && ins[0]->dims.size() == 4) {
+  if (size && p.resize != "none" && ins.size() == 1 && ins[0]->has_shape &&
+      ins[0]->dims.size() == 4) {
     const int64_t h = ins[0]->dims[2].value, w = ins[0]->dims[3].value;
     FRAGILE_CHECK(h <= 0 || w <= 0 || (p.size == h && p.size == w), "the input size ", p.size,
-                  " (--size or the model's preprocess.size) does not fit the model's input '",
+                  " (--size) does not fit the model's input '",
                   ins[0]->name, "', which is ", h, " x ", w);
   }
   return p;
@@ -149,14 +153,24 @@ void require_finite(const Tensor& t, const std::string& what) {
   }
 }
 
-void require_writable(const std::string& path, const std::string& flag) {
+void check_output_path(const std::string& flag, const std::string& path, bool allow_stdout) {
   namespace fs = std::filesystem;
-  const fs::path p(path);
-  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  if (path.empty()) return;
+  if (path == "-") {
+    FRAGILE_CHECK(allow_stdout, flag, " needs a file name ('-' is not supported here)");
+    return;
+  }
   std::error_code ec;
-  FRAGILE_CHECK(fs::is_directory(dir, ec), flag, " ", path, ": the folder ", dir.string(),
-                " does not exist");
-  FRAGILE_CHECK(!fs::is_directory(p, ec), flag, " ", path, " is a folder, not a file");
+  const fs::path p(path);
+  FRAGILE_CHECK(!fs::is_directory(p, ec), flag, " '", path, "' is a folder, not a file");
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  if (!fs::exists(dir, ec)) fs::create_directories(dir, ec);
+  FRAGILE_CHECK(fs::is_directory(dir, ec), flag, " '", path, "': cannot make folder '",
+                dir.string(), "'", ec ? " (" + ec.message() + ")" : std::string());
+  // access() rather than opening the file: a run that fails later leaves no empty file behind.
+  const char* target = fs::exists(p, ec) ? path.c_str() : dir.c_str();
+  FRAGILE_CHECK(::access(target, W_OK) == 0, flag, " '", path, "' cannot be written (",
+                std::strerror(errno), ")");
 }
 
 std::vector<std::string> load_labels(const nn::Model& model) {

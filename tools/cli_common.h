@@ -53,9 +53,11 @@ const CLI::Validator& class_index_check();
 // maps and derivatives pass through it before they are printed or written: corrupt weights or
 // an overflowing preprocessing must not come out as a NaN "result" with exit status 0.
 void require_finite(const Tensor& t, const std::string& what);
-// Throws unless `path` can be written as a file: its folder exists and it is not a folder.
-// Checked before the computation, so a typo costs no work and leaves no partial output.
-void require_writable(const std::string& path, const std::string& flag);
+// An output file given by `flag`, checked before the computation starts so that a bad path
+// costs no work and leaves no partial output: its folder is created when missing (as `attack
+// --out` creates its folder), the path must not be a folder, and it must be writable. '-'
+// (stdout) passes when allow_stdout; an empty path (not asked for) always passes.
+void check_output_path(const std::string& flag, const std::string& path, bool allow_stdout);
 
 // Class names from the file that metadata `labels` names, next to the model (a relative path
 // inside the model's folder); empty, with a note on stderr, when it cannot be read.

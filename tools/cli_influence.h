@@ -38,11 +38,6 @@ void add_fashion_model_options(CLI::App& app, ModelOptions& m, const std::string
 // model file exists (saying so when it is the missing default).
 void check_model_options(const ModelOptions& m);
 
-// An output file given by `flag` must be writable before the computation starts: its folder
-// exists and is a folder, the path is not a folder, and it can be written. '-' (stdout) passes
-// when allow_stdout; an empty path (not asked for) always passes.
-void check_output_path(const std::string& flag, const std::string& path, bool allow_stdout);
-
 // Where the human-readable output goes: stdout, or stderr when the JSON goes to stdout
 // (--json -), so that stdout stays one parseable JSON document.
 struct HumanOut {

@@ -306,6 +306,9 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
               {"k", cfg.k},
               {"surrogate_beta", cfg.surrogate_beta},
               {"surrogate", surrogate_desc},
+              {"reference", o.method.reference},  // IG / DeepLIFT
+              {"seed", cfg.seed},
+              {"random_streams", "per image: (seed, the image's position in the run)"},
               {"batch", o.batch},
               {"seconds", seconds},
               {"device", device_name(device)},
@@ -337,7 +340,13 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
     std::cout << in.names[i] << ": ";
     if (!r.success) {
       ++failed;
-      std::cout << "attack failed: no iterate kept label " << r.label_before << "\n";
+      if (r.kept_iters > 0) {
+        // Iterates kept the label but none had a dissimilarity (NaN: an all-zero map).
+        std::cout << "attack failed: the map has no centre of mass (all zero), label "
+                  << r.label_before << "\n";
+      } else {
+        std::cout << "attack failed: no iterate kept label " << r.label_before << "\n";
+      }
       continue;
     }
     std::cout << "label " << r.label_before;

@@ -146,9 +146,9 @@ std::string indexed_path(const std::string& path, int64_t index, int64_t count) 
 int run_explain(const ModelOptions& m, const PreprocessOptions& p, const ExplainOptions& o) {
   const attr::Method method = attr::method_from_name(o.method.method);
   FRAGILE_CHECK(o.batch >= 1, "--batch must be at least 1");
-  if (!o.out.empty()) require_writable(o.out, "--out");
-  if (!o.attribution_out.empty()) require_writable(o.attribution_out, "--attribution-out");
-  if (!o.png.empty()) require_writable(o.png, "--png");
+  check_output_path("--out", o.out, /*allow_stdout=*/false);
+  check_output_path("--attribution-out", o.attribution_out, false);
+  check_output_path("--png", o.png, false);
   const std::vector<std::string> files = expand_inputs(o.images);
   const DType dtype = m.engine_dtype();
   nn::Model model = m.load();

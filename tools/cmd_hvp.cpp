@@ -19,8 +19,8 @@
 namespace fragile::cli {
 
 int run_hvp(const ModelOptions& m, const PreprocessOptions& p, const HvpOptions& o) {
-  require_writable(o.out, "--out");
-  if (!o.grad_out.empty()) require_writable(o.grad_out, "--grad-out");
+  check_output_path("--out", o.out, /*allow_stdout=*/false);
+  check_output_path("--grad-out", o.grad_out, false);
   const DType dtype = m.engine_dtype();
   nn::Model model = m.load();
   const nn::Preprocess pre = p.resolve(model);

@@ -83,26 +83,6 @@ void check_model_options(const ModelOptions& m) {
   }
 }
 
-void check_output_path(const std::string& flag, const std::string& path, bool allow_stdout) {
-  if (path.empty()) return;
-  if (path == "-") {
-    FRAGILE_CHECK(allow_stdout, flag, " needs a file name ('-' is not supported here)");
-    return;
-  }
-  std::error_code ec;
-  const fs::path p(path);
-  FRAGILE_CHECK(!fs::is_directory(p, ec), flag, " '", path, "' is a folder, not a file");
-  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-  FRAGILE_CHECK(fs::exists(dir, ec), flag, " '", path, "': folder '", dir.string(),
-                "' does not exist");
-  FRAGILE_CHECK(fs::is_directory(dir, ec), flag, " '", path, "': '", dir.string(),
-                "' is not a folder");
-  // access() rather than opening the file: a run that fails later leaves no empty file behind.
-  const char* target = fs::exists(p, ec) ? path.c_str() : dir.c_str();
-  FRAGILE_CHECK(::access(target, W_OK) == 0, flag, " '", path, "' cannot be written (",
-                std::strerror(errno), ")");
-}
-
 std::ostream& HumanOut::stream() const { return to_stderr ? std::cerr : std::cout; }
 
 HumanOut human_out_for(const std::string& json_out) { return HumanOut{json_out == "-"}; }

@@ -158,7 +158,8 @@ void col2im(const T* col, const ConvGeom& g, T* x) {
 }
 
 // Runs body(item, col_buffer, thread_index) for every (image, group) item, either spread over
-// the OpenMP threads (one column buffer each) or in order with Eigen threading the GEMMs.
+// the OpenMP threads (one column buffer each) or in order with each GEMM split over the threads
+// (parallel_gemm.h).
 // Returns whether the items ran in parallel (backward weight then has partial sums to add).
 template <typename T, typename Body>
 bool for_each_item(const ConvGeom& g, bool parallel, Body&& body) {

@@ -21,6 +21,11 @@
 namespace fragile::cpu {
 namespace {
 
+// Eigen's own GEMM threading is off from the start of the process, not from the first CPU
+// product: every Eigen product (influence/'s solvers too) then behaves the same way whenever
+// it runs (parallel_gemm.h explains why).
+const bool kEigenSingleThreaded = (keep_eigen_single_threaded(), true);
+
 template <typename T>
 using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 template <typename T>

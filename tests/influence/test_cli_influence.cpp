@@ -124,9 +124,11 @@ TEST(InfluenceCli, EveryOptionIsCheckedBeforeComputing) {
   EXPECT_NE(cls.err.find("--class 10 is out of range: the model has 10 classes"),
             std::string::npos)
       << cls.err;
-  // Output paths: a missing folder, a folder given as the file.
+  // Output paths: a folder that cannot be made (a file stands where it would be), a folder given
+  // as the file. (A merely missing folder is created, as attack --out does.)
   const fs::path d = temp_dir("paths");
-  const std::string missing = (d / "no" / "such" / "r.json").string();
+  { std::ofstream(d / "file") << "x"; }
+  const std::string missing = (d / "file" / "such" / "r.json").string();
   for (const std::vector<std::string>& cmd :
        std::vector<std::vector<std::string>>{{"influence", "validate"},
                                              {"influence", "attack"},
@@ -139,7 +141,7 @@ TEST(InfluenceCli, EveryOptionIsCheckedBeforeComputing) {
       expect_early_failure(run_cli(with(cmd, {"--plot", "-"})), {"--plot"});
     }
   }
-  EXPECT_FALSE(fs::exists(d / "no"));
+  EXPECT_TRUE(fs::is_regular_file(d / "file"));
 }
 
 // ---- 5. validate --top ---------------------------------------------------------------------------
@@ -184,6 +186,12 @@ TEST(InfluenceCli, JsonOnStdoutIsParseable) {
   EXPECT_EQ(j["command"], "influence attack");
   EXPECT_EQ(j["rows"].size(), 1u);
   EXPECT_NE(r.err.find("| eps (/255)"), std::string::npos) << r.err;
+  // The attack with a float32 network (its input gradient is float32, the images float64).
+  r = run_cli(with({"influence", "attack", "--images", "1", "--eps", "2", "--dtype", "float32",
+                    "--json", "-"},
+                   small));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["rows"].size(), 1u);
 
   // scores, also in float32 (item 9: --dtype): the network rounds, the last layer does not.
   r = run_cli(with({"influence", "scores", "--top", "3", "--dtype", "float32", "--json", "-"},

@@ -386,7 +386,7 @@ TEST(CliErrors, InputSizeIsCheckedBeforeAnythingIsAllocated) {
                        "--size must be 1 to 4096");
   expect_clean_failure(run_cli({"predict", "-m", fashion_model(), "-i", fashion_image(),
                                 "--size", "27"}),
-                       "does not fit the model's input 'image', which is 28 x 28");
+                       "--size) does not fit the model's input 'image', which is 28 x 28");
   const fs::path d = temp_dir("cli_size");
   const std::string meta = edited_fashion(d, "meta_size.onnx", [](nn::Model& m) {
     for (auto& [k, v] : m.metadata) {
@@ -431,15 +431,36 @@ TEST(CliErrors, NegativeClassAndUnwritableOutputs) {
   EXPECT_NE(neg.err.find("must be a class index >= 0, got -2"), std::string::npos) << neg.err;
   const fs::path d = temp_dir("cli_unwritable");
   nn::write_npy(d / "v.npy", Tensor::zeros({1, 1, 28, 28}));
-  // The second output's folder is missing: nothing is computed, the first is not written.
+  // The second output's folder cannot exist (its parent is a file): nothing is computed, the
+  // first output is not written.
   expect_clean_failure(run_cli({"hvp", "-m", fashion_model(), "-i", fashion_image(), "--vector",
                                 (d / "v.npy").string(), "-o", (d / "hv.npy").string(),
-                                "--grad-out", (d / "missing" / "g.npy").string()}),
+                                "--grad-out", (d / "v.npy" / "g.npy").string()}),
                        "--grad-out");
   EXPECT_FALSE(fs::exists(d / "hv.npy"));
   expect_clean_failure(run_cli({"explain", "-m", fashion_model(), "-i", fashion_image(), "-o",
                                 d.string()}),
                        "is a folder, not a file");
+}
+
+// --reference for IG / DeepLIFT: the three kinds give different maps; a file equal to the input
+// gives an all-zero attribution (said, not a centre at (0, 0)); a wrong shape is refused.
+TEST(Cli, ExplainReference) {
+  const fs::path d = temp_dir("cli_reference");
+  auto explain = [&](const std::string& reference, const std::string& out) {
+    return run_cli({"explain", "-m", fashion_model(), "-i", fashion_image(), "--method",
+                    "deeplift", "--reference", reference, "-o", (d / out).string()});
+  };
+  ASSERT_EQ(explain("zero", "zero.npy").status, 0);
+  ASSERT_EQ(explain("image-mean", "mean.npy").status, 0);
+  EXPECT_NE(nn::read_npy(d / "zero.npy").to_vector(), nn::read_npy(d / "mean.npy").to_vector());
+  // The input itself as the reference: x - ref = 0 everywhere.
+  const CliRun same = explain(fashion_image(), "same.npy");
+  ASSERT_EQ(same.status, 0) << same.err;
+  EXPECT_NE(same.out.find("all zero (no centre of mass)"), std::string::npos) << same.out;
+  nn::write_npy(d / "wrong.npy", Tensor::zeros({1, 1, 14, 14}));
+  expect_clean_failure(explain((d / "wrong.npy").string(), "w.npy"),
+                       "--reference " + (d / "wrong.npy").string() + " has shape [1,1,14,14]");
 }
 
 TEST(Cli, LabelsFileMustLieInsideTheModelFolder) {

@@ -81,14 +81,6 @@ TEST(OnnxOps, ExternalDataMatchesInline) {
   const std::string data = read_bytes(data_path("models/external.onnx.data"));
   write_bytes(d / "external.onnx.data", data.substr(0, data.size() - 10));
   EXPECT_ERROR_WITH(nn::load_onnx(d / "external.onnx"), "initializer", "external data");
-  // A link in the model's folder pointing outside it is refused like a '..' path.
-  fs::create_directories(d / "model");
-  fs::create_directories(d / "elsewhere");
-  fs::copy_file(data_path(m["external_data_model"]), d / "model" / "external.onnx");
-  write_bytes(d / "elsewhere" / "external.onnx.data", data);
-  fs::create_symlink(fs::path("..") / "elsewhere" / "external.onnx.data",
-                     d / "model" / "external.onnx.data");
-  EXPECT_ERROR_WITH(nn::load_onnx(d / "model" / "external.onnx"), "leaves the model folder");
 }
 
 }  // namespace
