@@ -73,9 +73,14 @@ Device ModelOptions::engine_device() const {
   FRAGILE_FAIL("--device must be cpu or cuda, got '", device, "'");
 }
 
-nn::Model ModelOptions::load(std::vector<std::string>* log) const {
-  engine_dtype();  // validate before the (slow) load
+void ModelOptions::validate() const {
+  engine_dtype();
   engine_device();
+  if (!activation.empty()) nn::parse_activation(activation);
+}
+
+nn::Model ModelOptions::load(std::vector<std::string>* log) const {
+  validate();  // before the (slow) load
   std::optional<double> beta;
   if (!activation.empty()) beta = nn::parse_activation(activation);
   nn::Model model = nn::load_onnx(path);

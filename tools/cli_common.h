@@ -33,7 +33,9 @@ struct ModelOptions {
   DType engine_dtype() const;
   Device engine_device() const;
   // Loads, then folds BatchNorm and swaps activations as asked. Prints nothing.
-  nn::Model load(std::vector<std::string>* log = nullptr) const;
+  // --dtype, --device and --activation parse: cheap, so commands call it before slow work.
+  void validate() const;
+  nn::Model load(std::vector<std::string>* log = nullptr) const;  // validates first
 };
 
 // Command-line overrides of the model's preprocess.* metadata.

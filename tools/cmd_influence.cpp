@@ -72,8 +72,7 @@ void add_fashion_model_options(CLI::App& app, ModelOptions& m, const std::string
 }
 
 void check_model_options(const ModelOptions& m) {
-  m.engine_dtype();  // "--dtype must be float32 or float64, got ..."
-  if (!m.activation.empty()) nn::parse_activation(m.activation);
+  m.validate();
   std::error_code ec;
   if (!fs::is_regular_file(m.path, ec)) {
     FRAGILE_CHECK(m.path != default_fashion_model(), "the default model ", m.path,
