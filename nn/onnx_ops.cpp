@@ -42,8 +42,9 @@ double scalar_value(const Tensor& t, const char* what) {
 }
 Tensor float_input(const OpContext& c, size_t i) {
   const Tensor& t = input(c, i);
+  // Every ONNX integer type (int8..uint64) loads as int64: name the kind, not the storage.
   FRAGILE_CHECK(is_floating(t.dtype()), "input ", i, " must be a float tensor, got ",
-                dtype_name(t.dtype()));
+                t.dtype() == DType::Int64 ? "an integer tensor" : dtype_name(t.dtype()));
   return t;
 }
 // A float constant (Constant node, Cast) lands in the session dtype.

@@ -149,6 +149,22 @@ const CLI::Validator& class_index_check() {
   return check;
 }
 
+const CLI::Validator& seed_check() {
+  static const CLI::Validator check(
+      [](std::string& s) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const bool digits_only = !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+        std::strtoull(s.c_str(), &end, 10);
+        if (!digits_only || *end != '\0' || errno != 0) {
+          return "must be a seed: an integer from 0 to 2^64 - 1, got '" + s + "'";
+        }
+        return std::string();
+      },
+      "SEED");
+  return check;
+}
+
 void require_finite(const Tensor& t, const std::string& what) {
   const std::vector<double> v = t.to_vector();
   for (size_t i = 0; i < v.size(); ++i) {

@@ -50,6 +50,9 @@ struct PreprocessOptions {
 // CLI11 check of a --class value: an integer >= 0 (the upper bound is the model's, checked
 // once its scores are known).
 const CLI::Validator& class_index_check();
+// CLI11 check of a --seed value: an unsigned integer. CLI11 reads "-1" into a uint64_t as
+// 2^64 - 1; a negative seed is a mistake, not a wish for that number.
+const CLI::Validator& seed_check();
 
 // Throws naming `what` and the first offending element when `t` holds NaN or inf. Scores,
 // maps and derivatives pass through it before they are printed or written: corrupt weights or

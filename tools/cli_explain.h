@@ -27,6 +27,7 @@ struct MethodOptions {
   int64_t ig_batch = 16;
   int64_t smoothgrad_samples = 50;
   double smoothgrad_sigma = 0.15;
+  uint64_t smoothgrad_seed = 0;
   double smoothing_beta = 10.0;
   std::string reference = "zero";  // IG / DeepLIFT: zero, image-mean, or a file
 

@@ -307,6 +307,10 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
               {"surrogate_beta", cfg.surrogate_beta},
               {"surrogate", surrogate_desc},
               {"reference", o.method.reference},  // IG / DeepLIFT
+              {"ig_steps", o.method.ig_steps},
+              {"smoothgrad", {{"samples", o.method.smoothgrad_samples},
+                              {"sigma", o.method.smoothgrad_sigma},
+                              {"seed", o.method.smoothgrad_seed}}},
               {"seed", cfg.seed},
               {"random_streams", "per image: (seed, the image's position in the run)"},
               {"batch", o.batch},

@@ -40,6 +40,11 @@ void MethodOptions::add_to(CLI::App& app) {
   app.add_option("--smoothgrad-sigma", smoothgrad_sigma,
                  "SmoothGrad: noise std as a fraction of the input's range")
       ->capture_default_str();
+  app.add_option("--smoothgrad-seed", smoothgrad_seed,
+                 "SmoothGrad: noise seed (each image draws from its own stream: the seed and "
+                 "its position among the inputs)")
+      ->check(seed_check())
+      ->capture_default_str();
   app.add_option("--reference", reference,
                  "integrated gradients and deeplift: the reference input. zero: the "
                  "preprocessed zero, i.e. the dataset's mean colour for a model that subtracts "
@@ -112,6 +117,7 @@ attr::Options attribution_options(const MethodOptions& o, const attacks::PixelSp
   a.ig_batch = o.ig_batch;
   a.smoothgrad_samples = o.smoothgrad_samples;
   a.smoothgrad_sigma = o.smoothgrad_sigma;
+  a.seed = o.smoothgrad_seed;
   a.smoothing_beta = o.smoothing_beta;
   if (o.reference == "image-mean") {
     a.default_reference = attr::Options::DefaultReference::ImageChannelMean;
@@ -293,7 +299,9 @@ void add_explain_commands(CLI::App& app) {
       ->capture_default_str();
   a->add_option("--batch", o.batch, "images attacked together (each independently)")
       ->capture_default_str();
-  a->add_option("--seed", o.seed, "random sign attack: seed")->capture_default_str();
+  a->add_option("--seed", o.seed, "random sign attack: seed")
+      ->check(seed_check())
+      ->capture_default_str();
   a->add_option("--region", o.region,
                 "target attack: ROW0,COL0,ROW1,COL1, the half-open box of model-input pixels "
                 "that should receive the saliency");

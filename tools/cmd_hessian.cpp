@@ -239,22 +239,26 @@ void add_hessian_command(CLI::App& app) {
                             "needs --activation softplus:BETA, its input Hessian being zero "
                             "almost everywhere");
   o->pre.add_to(*h);
-  h->add_option("-i,--image", o->image,
+  CLI::Option* image_flag = h->add_option("-i,--image", o->image,
                 "one PNG/JPEG/.npy input instead of Fashion-MNIST (preprocessed as the model's "
                 "metadata and --mean/--scale/--size/--resize/--channel-order say)");
   h->add_option("--data", o->data,
                 "folder with the Fashion-MNIST idx files (their 28x28 gray images take "
                 "--mean/--scale only)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->excludes(image_flag);  // silently unused otherwise
   h->add_option("--images", o->images, "the first N Fashion-MNIST test images")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->excludes(image_flag);
   h->add_option("--class", o->cls, "class whose logit is S (default: each image's top-1)");
   h->add_option("--method", o->method, "lanczos | power")->capture_default_str();
   h->add_option("--steps", o->steps, "Lanczos steps / power iterations, >= 1")
       ->capture_default_str();
   h->add_option("--bins", o->bins, "histogram bins over 0..90 degrees, >= 1")
       ->capture_default_str();
-  h->add_option("--seed", o->seed, "start vector seed")->capture_default_str();
+  h->add_option("--seed", o->seed, "start vector seed")
+      ->check(seed_check())
+      ->capture_default_str();
   h->add_option("--json", o->json_out,
                 "write per-image results as JSON here ('-': stdout; the human-readable output "
                 "then goes to stderr)");

@@ -580,7 +580,9 @@ void add_influence_commands(CLI::App& app) {
   att->add_option("--eps", a->eps, "L_inf budgets in pixel units (/255), each in (0, 255]")
       ->delimiter(',')
       ->capture_default_str();
-  att->add_option("--seed", a->seed, "random-sign baseline seed")->capture_default_str();
+  att->add_option("--seed", a->seed, "random-sign baseline seed")
+      ->check(seed_check())
+      ->capture_default_str();
   att->add_option("--json", a->json_out, kJsonHelp);
   att->add_option("--plot", a->plot,
                   "write the before-vs-after influence scatter (first image, largest eps) here");

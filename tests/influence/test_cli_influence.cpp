@@ -308,6 +308,15 @@ TEST(HessianCli, PreprocessingAndDtypeOptions) {
   expect_early_failure(run_cli({"hessian", "--size", "32"}), {"--size", "-i IMAGE"});
   expect_early_failure(run_cli({"hessian", "--resize", "none"}), {"--resize"});
   expect_early_failure(run_cli({"hessian", "--dtype", "half"}), {"--dtype", "half"});
+  // -i IMAGE replaces the Fashion-MNIST options: both given is a usage error, not one ignored.
+  for (const char* flag : {"--images", "--data"}) {
+    const CliRun both = run_cli({"hessian", "-i", png, flag, "3"});
+    EXPECT_EQ(both.status, 2) << both.err;
+    EXPECT_NE(both.err.find("excludes"), std::string::npos) << both.err;
+  }
+  const CliRun seed = run_cli({"hessian", "-i", png, "--seed", "-1"});
+  EXPECT_EQ(seed.status, 2) << seed.err;
+  EXPECT_NE(seed.err.find("must be a seed"), std::string::npos) << seed.err;
   r = run_cli({"hessian", "--images", "1", "--steps", "3", "--mean", "0", "--scale",
                "0.00392156862745098", "--fold-bn"});
   EXPECT_EQ(r.status, 0) << r.err;

@@ -463,6 +463,34 @@ TEST(Cli, ExplainReference) {
                        "--reference " + (d / "wrong.npy").string() + " has shape [1,1,14,14]");
 }
 
+// --smoothgrad-seed picks SmoothGrad's noise: the same seed gives the same map, another seed
+// another map. Negative seeds are refused (CLI11 alone would read -1 as 2^64 - 1).
+TEST(Cli, SmoothGradSeedAndNegativeSeeds) {
+  const fs::path d = temp_dir("cli_seed");
+  auto explain = [&](const std::string& seed, const std::string& out) {
+    return run_cli({"explain", "-m", fashion_model(), "-i", fashion_image(), "--method",
+                    "smoothgrad", "--smoothgrad-samples", "4", "--smoothgrad-seed", seed, "-o",
+                    (d / out).string()});
+  };
+  ASSERT_EQ(explain("0", "a.npy").status, 0);
+  ASSERT_EQ(explain("0", "b.npy").status, 0);
+  ASSERT_EQ(explain("7", "c.npy").status, 0);
+  const std::vector<double> a = nn::read_npy(d / "a.npy").to_vector();
+  EXPECT_EQ(a, nn::read_npy(d / "b.npy").to_vector());
+  EXPECT_NE(a, nn::read_npy(d / "c.npy").to_vector());
+  for (const CliRun& r :
+       {explain("-1", "n.npy"),
+        run_cli({"attack", "-m", fashion_model(), "-i", fashion_image(), "--attack", "random",
+                 "--seed", "-1", "--out", (d / "run").string()}),
+        run_cli({"attack", "-m", fashion_model(), "-i", fashion_image(), "--attack", "random",
+                 "--seed", "1e3", "--out", (d / "run").string()})}) {
+    EXPECT_EQ(r.status, 2) << r.err;  // a usage error, as CLI11 reports them
+    EXPECT_NE(r.err.find("must be a seed"), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(d / "n.npy"));
+  EXPECT_FALSE(fs::exists(d / "run" / "result.json"));
+}
+
 TEST(Cli, LabelsFileMustLieInsideTheModelFolder) {
   const fs::path d = temp_dir("cli_labels");
   const std::string escape = edited_fashion(d, "escape.onnx", [](nn::Model& m) {

@@ -98,6 +98,26 @@ TEST(OnnxIo, AmbiguousInitializersAreErrors) {
   }
 }
 
+// An integer tensor where an op computes in float (an int32 bias) names the kind it is, not
+// fragile's storage of ONNX integers (int64), and the node.
+TEST(OnnxIo, IntegerWhereFloatIsNeededIsAnError) {
+  onnx::ModelProto mp;
+  ASSERT_TRUE(mp.ParseFromString(read_bytes(
+      fs::path(FRAGILE_SOURCE_DIR) / "tools" / "models" / "fashion_cnn.onnx")));
+  onnx::TensorProto* bias = nullptr;
+  for (onnx::TensorProto& t : *mp.mutable_graph()->mutable_initializer()) {
+    if (t.dims_size() == 1) { bias = &t; break; }
+  }
+  ASSERT_NE(bias, nullptr);
+  const int64_t n = bias->dims(0);
+  bias->clear_raw_data();
+  bias->set_data_type(onnx::TensorProto::INT32);
+  for (int64_t i = 0; i < n; ++i) bias->add_int32_data(1);
+  nn::Session s(nn::parse_onnx(mp.SerializeAsString(), fs::path("."), "int_bias"));
+  EXPECT_ERROR_WITH(s.scores(Tensor::zeros({1, 1, 28, 28})), "must be a float tensor",
+                    "got an integer tensor");
+}
+
 TEST(OnnxIo, UnknownOpNamesNodeAndOp) {
   nn::Model m = nn::load_onnx(data_path(manifest()["unknown_op_model"]));
   EXPECT_ERROR_WITH(nn::Session{m}, "mystery_node", "FooBar", "unsupported op");
