@@ -85,9 +85,17 @@ Image decode_image(const std::string& bytes, const std::string& what) {
   stbi_uc* data = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
                                         static_cast<int>(bytes.size()), &w, &h, &comp, 3);
   if (!data) {
-    const char* reason = stbi_failure_reason();
-    FRAGILE_FAIL("cannot decode image ", what, ": ", reason ? reason : "unknown error",
-                 " (PNG and JPEG are supported)");
+    // stb's reasons are terse codes ("outofdata", "first not IHDR", sometimes empty): say
+    // what kind of file it is in words, keep the code for whoever debugs the file.
+    const std::string reason = stbi_failure_reason() ? stbi_failure_reason() : "";
+    const bool png = bytes.rfind("\x89PNG", 0) == 0;
+    const bool jpeg = bytes.rfind("\xFF\xD8", 0) == 0;
+    FRAGILE_CHECK(png || jpeg, "cannot decode image ", what,
+                  ": not a PNG or JPEG file (the only image formats read; a preprocessed tensor "
+                  "is read from a .npy file)");
+    FRAGILE_FAIL("cannot decode image ", what, ": a corrupt or truncated ", png ? "PNG" : "JPEG",
+                 " file (", bytes.size(), " bytes; decoder: ",
+                 reason.empty() ? "no detail" : reason, ")");
   }
   Image img;
   img.width = w;

@@ -19,13 +19,21 @@ TEST(Image, BadFilesGiveOneClearError) {
   const fs::path d = temp_dir("image_bad");
   EXPECT_ERROR_WITH(nn::load_image(d / "nope.png"), "cannot open image", "no such file");
   write_bytes(d / "text.png", "this is not an image\n");
-  EXPECT_ERROR_WITH(nn::load_image(d / "text.png"), "cannot decode image", "text.png");
+  EXPECT_ERROR_WITH(nn::load_image(d / "text.png"), "cannot decode image", "text.png",
+                    "not a PNG or JPEG file");
   write_bytes(d / "empty.jpg", "");
   EXPECT_ERROR_WITH(nn::load_image(d / "empty.jpg"), "cannot decode image");
   // A PNG cut in half.
   const std::string png = read_bytes(shared_path("images/chelsea.png"));
   write_bytes(d / "half.png", png.substr(0, png.size() / 2));
-  EXPECT_ERROR_WITH(nn::load_image(d / "half.png"), "cannot decode image");
+  EXPECT_ERROR_WITH(nn::load_image(d / "half.png"), "cannot decode image",
+                    "a corrupt or truncated PNG file");
+  // The PNG signature and nothing else; a JPEG's first 60 bytes.
+  write_bytes(d / "sig.png", png.substr(0, 8));
+  EXPECT_ERROR_WITH(nn::load_image(d / "sig.png"), "a corrupt or truncated PNG file (8 bytes");
+  const std::string jpg = read_bytes(shared_path("images/rocket.jpg"));
+  write_bytes(d / "cut.jpg", jpg.substr(0, 60));
+  EXPECT_ERROR_WITH(nn::load_image(d / "cut.jpg"), "a corrupt or truncated JPEG file");
   EXPECT_ERROR_WITH(nn::load_image(d), "not a regular file");
 }
 
