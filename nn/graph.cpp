@@ -74,6 +74,11 @@ int64_t Node::get_int(const std::string& key, int64_t fallback) const {
   return it->second.i;
 }
 
+int64_t Node::get_int(const std::string& key) const {
+  get(key);  // names the node when missing
+  return get_int(key, 0);
+}
+
 double Node::get_float(const std::string& key, double fallback) const {
   auto it = attrs.find(key);
   if (it == attrs.end()) return fallback;

@@ -71,6 +71,7 @@ struct Node {
   bool has(const std::string& key) const { return attrs.count(key) != 0; }
   // Typed attribute access; throws naming the node when the type is wrong.
   int64_t get_int(const std::string& key, int64_t fallback) const;
+  int64_t get_int(const std::string& key) const;  // a required int: throws when missing
   double get_float(const std::string& key, double fallback) const;
   std::string get_string(const std::string& key, const std::string& fallback) const;
   std::vector<int64_t> get_ints(const std::string& key, std::vector<int64_t> fallback) const;

@@ -216,7 +216,9 @@ Tensor reshape_any(const Tensor& x, const Shape& shape) {
 
 Tensors op_reshape(const OpContext& c) {
   const Tensor& x = input(c, 0);
-  std::vector<int64_t> target = c.opset < 5 ? c.node.get("shape").ints : int_values(input(c, 1));
+  // Opsets below 7 (Reshape's `shape` attribute, Concat's default axis, Dropout's is_test) are
+  // refused at load (kMinOpset), so only the input forms are read here.
+  std::vector<int64_t> target = int_values(input(c, 1));
   const bool allow_zero = c.node.get_int("allowzero", 0) != 0;
   int64_t negs = 0;
   for (size_t i = 0; i < target.size(); ++i) {
@@ -252,7 +254,7 @@ Tensors op_flatten(const OpContext& c) {
 Tensors op_concat(const OpContext& c) {
   FRAGILE_CHECK(!c.inputs.empty(), "no inputs");
   const Tensor& first = input(c, 0);
-  const int64_t axis = wrap_dim(c.node.get_int("axis", c.opset < 4 ? 1 : 0), first.dim(), "Concat");
+  const int64_t axis = wrap_dim(c.node.get_int("axis"), first.dim(), "Concat");
   std::vector<Tensor> xs;
   for (size_t i = 0; i < c.inputs.size(); ++i) xs.push_back(input(c, i));
   if (is_int(first)) {
@@ -563,9 +565,6 @@ Tensors op_identity(const OpContext& c) { return {input(c, 0)}; }
 
 Tensors op_dropout(const OpContext& c) {
   const Tensor& x = input(c, 0);
-  if (c.node.get_int("is_test", 1) == 0 && c.opset < 7) {
-    FRAGILE_FAIL("Dropout in training mode is not supported");
-  }
   if (has_input(c, 2)) {
     FRAGILE_CHECK(scalar_value(input(c, 2), "Dropout training_mode") == 0.0,
                   "Dropout in training mode is not supported");
