@@ -4,6 +4,8 @@
 //
 //   squeezenet/input_grad/N    gradient of the top-1 logit w.r.t. the input (a saliency map)
 //   squeezenet/input_hvp/N     H v of that logit, softplus(10) network (reverse over reverse)
+//   squeezenet/input_hvp_float64_sums/N   the same with float32 products summed in float64
+//                              (core/accumulation.h, `--accumulate float64`): its price
 //   squeezenet/attack_step/N   one top-k attack direction: the gradient-method saliency map with
 //                              create_graph, Ghorbani's normalisation and the mass on the
 //                              original top-1000 pixels (the fused saliency_moments op), and its
@@ -12,6 +14,7 @@
 #include <benchmark/benchmark.h>
 
 #include "bench/squeezenet_workloads.h"
+#include "core/accumulation.h"
 #include "core/tensor.h"
 
 using namespace fragile;
@@ -34,6 +37,11 @@ void squeezenet_input_hvp(benchmark::State& st) {
   for (auto _ : st) benchmark::DoNotOptimize(bench::input_hvp(s, x, v).raw_data());
 }
 
+void squeezenet_input_hvp_float64_sums(benchmark::State& st) {
+  Float32SumsScope sums(Float32Sums::Float64);
+  squeezenet_input_hvp(st);
+}
+
 void squeezenet_attack_step(benchmark::State& st) {
   if (!bench::have_squeezenet(st)) return;
   const bench::AttackStep step(st.range(0), Device::CPU);
@@ -46,5 +54,7 @@ BENCHMARK(squeezenet_input_grad)->Name("squeezenet/input_grad")->Arg(1)->Arg(8)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(squeezenet_input_hvp)->Name("squeezenet/input_hvp")->Arg(1)->Arg(8)
     ->Unit(benchmark::kMillisecond);
+BENCHMARK(squeezenet_input_hvp_float64_sums)->Name("squeezenet/input_hvp_float64_sums")->Arg(1)
+    ->Arg(8)->Unit(benchmark::kMillisecond);
 BENCHMARK(squeezenet_attack_step)->Name("squeezenet/attack_step")->Arg(1)->Arg(8)
     ->Unit(benchmark::kMillisecond);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/accumulation.h"
 #include "nn/graph.h"
 #include "nn/image.h"
 
@@ -28,13 +29,17 @@ struct ModelOptions {
   std::string device = "cpu";
   std::string activation;  // empty: as in the file
   bool fold_bn = false;
+  std::string accumulate = "float32";  // how float32 products sum (core/accumulation.h)
 
   void add_to(CLI::App& app, bool with_model_flag);
   DType engine_dtype() const;
   Device engine_device() const;
-  // Loads, then folds BatchNorm and swaps activations as asked. Prints nothing.
-  // --dtype, --device and --activation parse: cheap, so commands call it before slow work.
+  Float32Sums engine_sums() const;
+  // --dtype, --device, --accumulate and --activation parse: cheap, so commands call it before
+  // slow work.
   void validate() const;
+  // Loads, then folds BatchNorm and swaps activations as asked, and sets --accumulate for the
+  // calling thread (the one every command computes on). Prints nothing.
   nn::Model load(std::vector<std::string>* log = nullptr) const;  // validates first
 };
 

@@ -298,6 +298,8 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
     images.push_back(j);
   }
   json out = {{"model", m.path},
+              {"dtype", m.dtype},
+              {"accumulate", m.accumulate},
               {"method", attr::method_name(cfg.method)},
               {"attack", attacks::kind_name(cfg.kind)},
               {"epsilon", cfg.epsilon},

@@ -207,6 +207,7 @@ void run_hessian(const HessianCliOptions& o) {
               {"model", o.model.path},
               {"activation", o.model.activation},
               {"dtype", o.model.dtype},
+              {"accumulate", o.model.accumulate},
               {"fold_bn", o.model.fold_bn},
               {"method", o.method},
               {"steps", o.steps},

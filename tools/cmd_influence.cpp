@@ -206,6 +206,7 @@ struct SetupOptions {
     return {{"model", model.path},
             {"activation", model.activation},
             {"dtype", model.dtype},
+            {"accumulate", model.accumulate},
             {"fold_bn", model.fold_bn},
             {"data", data},
             {"classes", classes},

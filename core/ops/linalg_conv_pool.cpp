@@ -1,5 +1,6 @@
 // Matrix products, convolution and pooling: shape checks, allocation, recording. The kernels
 // are in the backend (kernels/cpu/{gemm,conv2d,pool2d}.cpp and their CUDA counterparts).
+#include "core/accumulation.h"
 #include "core/op_attrs.h"
 #include "core/pool_decisions.h"
 #include "core/ops/op_util.h"
@@ -8,6 +9,20 @@ namespace fragile {
 using namespace detail;
 
 namespace {
+// Runs the backend product kernel(a, b, out). When this thread sums float32 products in
+// float64 (core/accumulation.h), a float32 product runs in float64 instead: widening the
+// inputs is exact, and the result is rounded to float32 once.
+template <typename Kernel>
+void run_product(const Tensor& a, const Tensor& b, Tensor& out, Kernel&& kernel) {
+  if (out.dtype() != DType::Float32 || float32_sums() == Float32Sums::Float32) {
+    kernel(a, b, out);
+    return;
+  }
+  Tensor wide = Tensor::empty(out.shape(), DType::Float64, out.device());
+  kernel(a.to(DType::Float64), b.to(DType::Float64), wide);
+  backend_for(out.device()).copy(wide, out);
+}
+
 // The primitive: a [B,M,K] @ b [B,K,N].
 Tensor bmm(const Tensor& a, const Tensor& b) {
   check_same(a, b, "matmul");
@@ -16,7 +31,9 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
                     a.shape()[2] == b.shape()[1],
                 "matmul: cannot multiply ", shape_str(a.shape()), " by ", shape_str(b.shape()));
   Tensor out = Tensor::empty({a.shape()[0], a.shape()[1], b.shape()[2]}, a.dtype(), a.device());
-  backend_for(a.device()).matmul(a, b, out);
+  run_product(a, b, out, [](const Tensor& a2, const Tensor& b2, Tensor& o) {
+    backend_for(a2.device()).matmul(a2, b2, o);
+  });
   return record(op_def("matmul"), {a, b}, out);
 }
 }  // namespace
@@ -80,7 +97,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   check_float(x, "conv2d");
   check_conv(x.shape(), w.shape(), p, "conv2d");
   Tensor out = Tensor::empty(conv_output_shape(x.shape(), w.shape(), p), x.dtype(), x.device());
-  backend_for(x.device()).conv2d(x, w, out, p);
+  run_product(x, w, out, [&p](const Tensor& x2, const Tensor& w2, Tensor& o) {
+    backend_for(x2.device()).conv2d(x2, w2, o, p);
+  });
   out = record(op_def("conv2d"), {x, w}, out, ConvAttrs{{}, p});
   if (bias.defined()) {
     FRAGILE_CHECK(bias.dim() == 1 && bias.shape()[0] == w.shape()[0], "conv2d: bias ",
@@ -98,7 +117,9 @@ Tensor conv2d_backward_input(const Tensor& grad, const Tensor& w, const Shape& i
                 "conv2d_backward_input: grad ", shape_str(grad.shape()),
                 " does not match the convolution's output");
   Tensor out = Tensor::empty(input_shape, grad.dtype(), grad.device());
-  backend_for(grad.device()).conv2d_backward_input(grad, w, out, p);
+  run_product(grad, w, out, [&p](const Tensor& g2, const Tensor& w2, Tensor& o) {
+    backend_for(g2.device()).conv2d_backward_input(g2, w2, o, p);
+  });
   return record(op_def("conv2d_backward_input"), {grad, w}, out, ConvAttrs{input_shape, p});
 }
 
@@ -110,7 +131,9 @@ Tensor conv2d_backward_weight(const Tensor& x, const Tensor& grad, const Shape& 
                 "conv2d_backward_weight: grad ", shape_str(grad.shape()),
                 " does not match the convolution's output");
   Tensor out = Tensor::empty(weight_shape, x.dtype(), x.device());
-  backend_for(x.device()).conv2d_backward_weight(x, grad, out, p);
+  run_product(x, grad, out, [&p](const Tensor& x2, const Tensor& g2, Tensor& o) {
+    backend_for(x2.device()).conv2d_backward_weight(x2, g2, o, p);
+  });
   return record(op_def("conv2d_backward_weight"), {x, grad}, out, ConvAttrs{weight_shape, p});
 }
 

@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "attacks/attack.h"
 #include "attribution/attribution.h"
+#include "core/accumulation.h"
 #include "core/autograd.h"
 #include "core/backend.h"
 #include "tests/gpu/gpu_device.h"
@@ -71,6 +73,42 @@ TEST(CudaModels, SqueezeNetScoresGradientsAndMapsMatchTheCpu) {
     const Tensor mg = attr::saliency_map(attr::attribute(gpu, m.x.to(Device::CUDA), cls, method));
     EXPECT_LT(max_rel_error(mg, mc), 1e-3) << attr::method_name(method);
   }
+}
+
+// Float64 sums of float32 products (core/accumulation.h) on the GPU: the products run in
+// float64 there too, so a cancelling float32 convolution and its input gradient agree with the
+// CPU's float64-summed ones to float32 rounding (both round float64 results once). On a real
+// GPU, cuDNN's float32 sums would miss by several spacings; the host simulator's cuDNN and
+// cuBLAS sum in double whatever the type, so there the test checks the plumbing only.
+TEST(CudaModels, Float64SumsOfFloat32Products) {
+  FRAGILE_REQUIRE_CUDA_DEVICE();
+  std::mt19937_64 rng(3);
+  const Tensor x = Tensor::uniform({2, 3, 21, 21}, 50.0, 150.0, rng, DType::Float32);
+  const Tensor w = Tensor::randn({8, 3, 7, 7}, rng, DType::Float32);
+  Conv2dParams p;
+  p.stride = {2, 2};
+  auto run = [&](Device dev) {
+    Tensor xd = x.to(dev);
+    xd.set_requires_grad(true);
+    const Tensor y = conv2d(xd, w.to(dev), Tensor(), p);
+    const Tensor g = grad({sum(mul(y, y))}, {xd})[0];
+    return std::vector<Tensor>{y.to(Device::CPU), g.to(Device::CPU)};
+  };
+  // Elements more than one float32 spacing apart (float32 sums miss by several, somewhere).
+  auto spacings_apart = [](const Tensor& got, const Tensor& ref) {
+    const std::vector<double> g = got.to_vector(), r = ref.to_vector();
+    int64_t far = 0;
+    for (size_t i = 0; i < g.size(); ++i) {
+      const float rf = std::fabs(static_cast<float>(r[i]));
+      far += std::fabs(g[i] - r[i]) > std::nextafter(rf, INFINITY) - rf;
+    }
+    return far;
+  };
+  Float32SumsScope scope(Float32Sums::Float64);
+  const std::vector<Tensor> cpu = run(Device::CPU), gpu = run(Device::CUDA);
+  EXPECT_EQ(gpu[0].dtype(), DType::Float32);
+  EXPECT_EQ(spacings_apart(gpu[0], cpu[0]), 0);
+  EXPECT_EQ(spacings_apart(gpu[1], cpu[1]), 0);
 }
 
 TEST(CudaModels, HostInputRequiringGradIsRefused) {

@@ -7,9 +7,10 @@
 //     on the same max-pool winners as float64, within 1e-3, or where float32 arithmetic itself
 //     cannot get that close, within 3x of PyTorch's own float32 distance from float64 on the
 //     same winners (measured by the generator in the same run). That floor is SqueezeNet's
-//     HVP: 1.2e-3 here, PyTorch 0.8e-3 on 2 threads and 1.9e-3 on 1 (its pre-activations are
-//     in the hundreds, so float32 accumulation moves them by more than softplus(10)'s 0.1
-//     width resolves; float32 storage alone, in float64 arithmetic, gives 1.4e-4).
+//     HVP: 1.25e-3 here, PyTorch 0.8e-3 on 2 threads and 1.9e-3 on 1 (its first convolution
+//     sums products of pixels in the hundreds in float32; float32 storage alone, in float64
+//     arithmetic, gives 1.4e-4). With those sums in float64 (core/accumulation.h) it is 2.0e-4,
+//     checked against 1e-3 with no widening.
 // Why the same winners: max pooling is not differentiable where two inputs of a window tie,
 // and a softplus network still max-pools. Seeded GoogLeNet has a few windows whose top two
 // inputs differ by 1e-6 relative; float32 rounding decides those, so a float32 run (fragile's
@@ -24,6 +25,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "core/accumulation.h"
 #include "core/autograd.h"
 #include "core/functional.h"
 #include "core/ops.h"
@@ -131,8 +133,16 @@ int64_t count_nodes(const nn::Model& m, const std::string& op_type) {
                        [&](const auto& n) { return n.op_type == op_type; });
 }
 
-void check_model(const std::string& name, DType dtype, Tolerances tol) {
+// sums: how float32 products are summed (core/accumulation.h). With float64 sums the float32
+// bar is `tol` itself, never widened to PyTorch's float32 spread.
+void check_model(const std::string& name, DType dtype, Tolerances tol,
+                 Float32Sums sums = Float32Sums::Float32) {
+  Float32SumsScope sums_scope(sums);
+  const bool strict = sums == Float32Sums::Float64;
   const auto& e = model_entry(name);
+  auto bar = [&](const char* key, double t) {
+    return strict ? t : float32_bar(e, key, t, dtype);
+  };
   nn::Model model = nn::load_onnx(data_path(e["model"]));
   const Tensor x = npy(e["input"]).to(dtype);
   const char* dt = dtype_name(dtype);
@@ -182,12 +192,13 @@ void check_model(const std::string& name, DType dtype, Tolerances tol) {
   }
 
   const double eg = rel_err(d.grad, npy(e["grad"]));
-  std::cout << "[" << name << " " << dt << "] softplus(10): grad rel err " << eg;
-  EXPECT_LT(eg, float32_bar(e, "torch_f32_same_winners_grad_err", tol.grad, dtype));
+  std::cout << "[" << name << " " << dt << (strict ? ", float64 sums" : "")
+            << "] softplus(10): grad rel err " << eg;
+  EXPECT_LT(eg, bar("torch_f32_same_winners_grad_err", tol.grad));
   if (with_hvp) {
     const double eh = rel_err(d.hvp, npy(e["hvp"]));
     std::cout << ", hvp rel err " << eh;
-    EXPECT_LT(eh, float32_bar(e, "torch_f32_same_winners_hvp_err", tol.hvp, dtype));
+    EXPECT_LT(eh, bar("torch_f32_same_winners_hvp_err", tol.hvp));
   }
   if (dtype == DType::Float32) {
     std::cout << free_run.str() << ". PyTorch float32 on float64's winners: grad "
@@ -201,6 +212,11 @@ void check_model(const std::string& name, DType dtype, Tolerances tol) {
 }
 
 TEST(Models, SqueezeNetFloat32) { check_model("squeezenet", DType::Float32, {1e-4, 1e-3, 1e-3}); }
+// Summing float32 products in float64 (core/accumulation.h) brings the float32 HVP within the
+// issue's 1e-3 of float64 without widening (measured: grad 1.3e-5, HVP 2.0e-4).
+TEST(Models, SqueezeNetFloat32WithFloat64Sums) {
+  check_model("squeezenet", DType::Float32, {1e-4, 1e-4, 1e-3}, Float32Sums::Float64);
+}
 TEST(Models, SqueezeNetFloat64) { check_model("squeezenet", DType::Float64, {1e-10, 1e-9, 1e-9}); }
 TEST(Models, InceptionV1ZooLayoutFloat32) {
   check_model("inception_v1_zoo", DType::Float32, {1e-4, 1e-3, 1e-3});
