@@ -10,7 +10,7 @@
 // Everything else (storage, element-wise math, reductions) stays float32.
 //
 // The price is the float64 product: on the 2-core development machine SqueezeNet's input HVP
-// takes 1.3x (batch 8) to 1.4x (batch 1) as long (docs/performance.md). The default is float32
+// takes 1.3x (batch 8) to 1.5x (batch 1) as long (docs/performance.md). The default is float32
 // sums, the fast path; choose float64 sums when float32 derivatives must be accurate (HVPs,
 // Hessian spectra) and float64 throughout is too slow or too large. On the GPU as well: the
 // widened tensors go through cuBLAS/cuDNN in float64.

@@ -61,7 +61,7 @@ void ModelOptions::add_to(CLI::App& app, bool with_model_flag) {
     app.add_option("--accumulate", accumulate,
                    "with --dtype float32: what matrix products and convolutions sum in. "
                    "float32 (fast), or float64 (each product computed in float64 and rounded "
-                   "once: HVPs several times more accurate, in 1.3-1.4x the time)")
+                   "once: HVPs several times more accurate, in 1.3-1.5x the time)")
         ->capture_default_str();
   }
 }
