@@ -13,7 +13,9 @@
 // takes 1.3x (batch 8) to 1.5x (batch 1) as long (docs/performance.md). The default is float32
 // sums, the fast path; choose float64 sums when float32 derivatives must be accurate (HVPs,
 // Hessian spectra) and float64 throughout is too slow or too large. On the GPU as well: the
-// widened tensors go through cuBLAS/cuDNN in float64.
+// widened tensors go through cuBLAS/cuDNN in float64 (cost not measured yet; a GPU's float64
+// throughput is a fraction of its float32 one). The widening is redone at every call, weights
+// included, and a float64 product needs twice the temporary memory (im2col on the CPU).
 //
 // The setting is per thread (like NoGradGuard): it is read where an op is dispatched, on the
 // calling thread; the backend's own threads only see the widened tensors.

@@ -93,7 +93,13 @@ Image decode_image(const std::string& bytes, const std::string& what) {
     FRAGILE_CHECK(png || jpeg, "cannot decode image ", what,
                   ": not a PNG or JPEG file (the only image formats read; a preprocessed tensor "
                   "is read from a .npy file)");
-    FRAGILE_FAIL("cannot decode image ", what, ": a corrupt or truncated ", png ? "PNG" : "JPEG",
+    const char* kind = png ? "PNG" : "JPEG";
+    FRAGILE_CHECK(reason != "too large", "cannot decode image ", what, ": a ", kind,
+                  " too large to decode (at most ", STBI_MAX_DIMENSIONS,
+                  " pixels a side and 2^30 bytes decoded), or corrupt");
+    FRAGILE_CHECK(reason != "outofmem", "cannot decode image ", what,
+                  ": out of memory while decoding the ", kind);
+    FRAGILE_FAIL("cannot decode image ", what, ": a corrupt, truncated or unsupported ", kind,
                  " file (", bytes.size(), " bytes; decoder: ",
                  reason.empty() ? "no detail" : reason, ")");
   }

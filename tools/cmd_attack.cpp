@@ -300,6 +300,8 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
   json out = {{"model", m.path},
               {"dtype", m.dtype},
               {"accumulate", m.accumulate},
+              {"activation", m.activation.empty() ? json() : json(m.activation)},  // null: as in the file
+              {"fold_bn", m.fold_bn},
               {"method", attr::method_name(cfg.method)},
               {"attack", attacks::kind_name(cfg.kind)},
               {"epsilon", cfg.epsilon},
@@ -313,8 +315,11 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
               {"smoothgrad", {{"samples", o.method.smoothgrad_samples},
                               {"sigma", o.method.smoothgrad_sigma},
                               {"seed", o.method.smoothgrad_seed}}},
+              {"smoothing_beta", o.method.smoothing_beta},  // beta_smoothed
               {"seed", cfg.seed},
-              {"random_streams", "per image: (seed, the image's position in the run)"},
+              {"random_streams",
+               "per image: (seed, the image's position in the run) for random-sign directions; "
+               "(smoothgrad.seed, position) for SmoothGrad noise"},
               {"batch", o.batch},
               {"seconds", seconds},
               {"device", device_name(device)},

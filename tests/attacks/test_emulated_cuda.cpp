@@ -14,6 +14,7 @@
 
 #include "attacks/attack.h"
 #include "attribution/attribution.h"
+#include "core/accumulation.h"
 #include "core/autograd.h"
 #include "core/functional.h"
 #include "core/ops.h"
@@ -178,6 +179,32 @@ TEST_F(EmulatedCudaModels, EveryAttackIsTheCpus) {
   ig.attribution.ig_steps = 4;
   ig.attribution.ig_batch = 3;
   expect_same_attack(cpu, gpu, x_, space, ig, "topk, integrated gradients");
+}
+
+// Float64 sums of float32 products (core/accumulation.h) with --device cuda: every product
+// reaches the device in float64, iterations 2..P are still one recording, and the attack is
+// the CPU's under the same setting. (On the device the widening is device-to-device copies.)
+TEST_F(EmulatedCudaModels, Float64SumsReachTheDeviceAndAreRecorded) {
+  const nn::Session cpu(model_, DType::Float32, Device::CPU);
+  const nn::Session gpu(model_, DType::Float32, Device::CUDA);
+  const attacks::PixelSpace space = attacks::PixelSpace::from_preprocess(pre_, 1);
+  const Tensor x = x_.to(DType::Float32);
+  attacks::Config cfg;
+  cfg.kind = attacks::Kind::TopK;
+  cfg.iters = 4;
+  cfg.k = 100;
+  cfg.surrogate_beta = 0;
+  emulated_.device().reset_products();
+  {
+    Float32SumsScope sums(Float32Sums::Float64);
+    expect_same_attack(cpu, gpu, x, space, cfg, "topk, float64 sums");
+  }
+  EXPECT_GT(emulated_.device().products().float64, 0);
+  EXPECT_EQ(emulated_.device().products().float32, 0);
+  emulated_.device().reset_products();
+  expect_same_attack(cpu, gpu, x, space, cfg, "topk, float32 sums");
+  EXPECT_GT(emulated_.device().products().float32, 0);
+  EXPECT_EQ(emulated_.device().products().float64, 0);
 }
 
 TEST_F(EmulatedCudaModels, SurrogateAndManipulationAreTheCpus) {

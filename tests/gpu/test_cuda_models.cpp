@@ -77,9 +77,10 @@ TEST(CudaModels, SqueezeNetScoresGradientsAndMapsMatchTheCpu) {
 
 // Float64 sums of float32 products (core/accumulation.h) on the GPU: the products run in
 // float64 there too, so a cancelling float32 convolution and its input gradient agree with the
-// CPU's float64-summed ones to float32 rounding (both round float64 results once). On a real
-// GPU, cuDNN's float32 sums would miss by several spacings; the host simulator's cuDNN and
-// cuBLAS sum in double whatever the type, so there the test checks the plumbing only.
+// CPU's float64-summed ones to float32 rounding (both round float64 results once). Meaningful
+// on a real GPU only, where cuDNN's float32 sums would miss by several spacings: the host
+// simulator's cuDNN and cuBLAS sum in double whatever the type, so there it passes either way
+// (the plumbing is checked on the emulated device: tests/attacks/test_emulated_cuda.cpp).
 TEST(CudaModels, Float64SumsOfFloat32Products) {
   FRAGILE_REQUIRE_CUDA_DEVICE();
   std::mt19937_64 rng(3);

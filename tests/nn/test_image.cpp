@@ -27,13 +27,21 @@ TEST(Image, BadFilesGiveOneClearError) {
   const std::string png = read_bytes(shared_path("images/chelsea.png"));
   write_bytes(d / "half.png", png.substr(0, png.size() / 2));
   EXPECT_ERROR_WITH(nn::load_image(d / "half.png"), "cannot decode image",
-                    "a corrupt or truncated PNG file");
+                    "a corrupt, truncated or unsupported PNG file");
   // The PNG signature and nothing else; a JPEG's first 60 bytes.
   write_bytes(d / "sig.png", png.substr(0, 8));
-  EXPECT_ERROR_WITH(nn::load_image(d / "sig.png"), "a corrupt or truncated PNG file (8 bytes");
+  EXPECT_ERROR_WITH(nn::load_image(d / "sig.png"), "a corrupt, truncated or unsupported PNG file (8 bytes");
   const std::string jpg = read_bytes(shared_path("images/rocket.jpg"));
   write_bytes(d / "cut.jpg", jpg.substr(0, 60));
-  EXPECT_ERROR_WITH(nn::load_image(d / "cut.jpg"), "a corrupt or truncated JPEG file");
+  EXPECT_ERROR_WITH(nn::load_image(d / "cut.jpg"), "a corrupt, truncated or unsupported JPEG file");
+  // A well-formed PNG header declaring 40000 x 1 pixels: past the decoder's side limit, said so
+  // (stb does not check chunk CRCs, so zeros do).
+  std::string wide = png.substr(0, 8);
+  wide += std::string("\0\0\0\x0dIHDR", 8);
+  wide += std::string("\0\0\x9c\x40\0\0\0\x01\x08\x02\0\0\0", 13);  // 40000, 1, RGB8
+  wide += std::string(4, '\0');                                            // CRC
+  write_bytes(d / "wide.png", wide);
+  EXPECT_ERROR_WITH(nn::load_image(d / "wide.png"), "a PNG too large to decode");
   EXPECT_ERROR_WITH(nn::load_image(d), "not a regular file");
 }
 

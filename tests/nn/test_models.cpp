@@ -213,9 +213,10 @@ void check_model(const std::string& name, DType dtype, Tolerances tol,
 
 TEST(Models, SqueezeNetFloat32) { check_model("squeezenet", DType::Float32, {1e-4, 1e-3, 1e-3}); }
 // Summing float32 products in float64 (core/accumulation.h) brings the float32 HVP within the
-// issue's 1e-3 of float64 without widening (measured: grad 1.3e-5, HVP 2.0e-4).
+// issue's 1e-3 of float64 without widening (measured: grad 1.3e-5, HVP 2.0e-4). The bars sit
+// below float32 sums' figures (grad 8.2e-5, HVP 1.25e-3), so the sums must be in effect.
 TEST(Models, SqueezeNetFloat32WithFloat64Sums) {
-  check_model("squeezenet", DType::Float32, {1e-4, 1e-4, 1e-3}, Float32Sums::Float64);
+  check_model("squeezenet", DType::Float32, {1e-4, 3e-5, 5e-4}, Float32Sums::Float64);
 }
 TEST(Models, SqueezeNetFloat64) { check_model("squeezenet", DType::Float64, {1e-10, 1e-9, 1e-9}); }
 TEST(Models, InceptionV1ZooLayoutFloat32) {

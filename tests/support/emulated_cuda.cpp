@@ -69,10 +69,15 @@ void EmulatedCuda::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_
   host().reduce(op, x, dims, out);
 }
 
+void EmulatedCuda::count_product(const Tensor& out) {
+  (out.dtype() == DType::Float64 ? products_.float64 : products_.float32) += 1;
+}
+
 void EmulatedCuda::matmul(const Tensor& a, const Tensor& b, Tensor& out) {
   on_device(a, "matmul", "a");
   on_device(b, "matmul", "b");
   on_device(out, "matmul", "out");
+  count_product(out);
   host().matmul(a, b, out);
 }
 
@@ -80,6 +85,7 @@ void EmulatedCuda::conv2d(const Tensor& x, const Tensor& w, Tensor& out, const C
   on_device(x, "conv2d", "x");
   on_device(w, "conv2d", "w");
   on_device(out, "conv2d", "out");
+  count_product(out);
   host().conv2d(x, w, out, p);
 }
 
@@ -88,6 +94,7 @@ void EmulatedCuda::conv2d_backward_input(const Tensor& grad, const Tensor& w, Te
   on_device(grad, "conv2d_backward_input", "grad");
   on_device(w, "conv2d_backward_input", "w");
   on_device(out, "conv2d_backward_input", "out");
+  count_product(out);
   host().conv2d_backward_input(grad, w, out, p);
 }
 
@@ -96,6 +103,7 @@ void EmulatedCuda::conv2d_backward_weight(const Tensor& x, const Tensor& grad, T
   on_device(x, "conv2d_backward_weight", "x");
   on_device(grad, "conv2d_backward_weight", "grad");
   on_device(out, "conv2d_backward_weight", "out");
+  count_product(out);
   host().conv2d_backward_weight(x, grad, out, p);
 }
 

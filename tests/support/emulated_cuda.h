@@ -22,6 +22,12 @@
 
 namespace fragile::testing {
 
+// Matrix products and convolutions (matmul, conv2d and its two backward ops) by the dtype
+// they computed in: what Float32SumsScope (core/accumulation.h) changes.
+struct ProductCounts {
+  int64_t float32 = 0, float64 = 0;
+};
+
 struct TransferCounts {
   int64_t uploads = 0;        // host -> device copies
   int64_t downloads = 0;      // device -> host copies
@@ -75,6 +81,8 @@ class EmulatedCuda final : public Backend {
 
   const TransferCounts& counts() const { return counts_; }
   void reset_counts() { counts_ = {}; }
+  const ProductCounts& products() const { return products_; }
+  void reset_products() { products_ = {}; }
   int64_t captures() const { return captures_; }  // computations recorded successfully
   int64_t replays() const { return replays_; }
 
@@ -83,7 +91,9 @@ class EmulatedCuda final : public Backend {
 
  private:
   friend class EmulatedRecording;
+  void count_product(const Tensor& out);
   TransferCounts counts_;
+  ProductCounts products_;
   int64_t captures_ = 0, replays_ = 0;
 };
 
