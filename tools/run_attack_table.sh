@@ -85,11 +85,48 @@ image_args=()
 for img in $IMAGES; do image_args+=(--image "$img"); done
 n_images=$(echo $IMAGES | wc -w)
 
+# A finished run is reused only when it was made with this table's settings: the folder name
+# holds method, epsilon, attack, P and reference, but not alpha, k, M, the model, the images or
+# how random directions were drawn. Exits naming the first difference.
+check_reusable() {  # RESULT_JSON METHOD EPS ATTACK
+  /usr/bin/python3 - "$@" "$ITERS" "$STEP" "$TOPK" "$IG_STEPS" "$REFERENCE" "$MODEL" \
+    "$IMAGES" <<'PY'
+import json, os, sys
+path, method, eps, attack, iters, step, topk, ig_steps, reference, model, images = sys.argv[1:]
+with open(path) as f:
+    r = json.load(f)
+want = {"method": method, "attack": attack, "epsilon": float(eps), "iters": int(iters),
+        "step": float(step), "k": int(topk)}
+if method in ("ig", "deeplift"):
+    want["reference"] = reference
+if method == "ig":
+    want["ig_steps"] = int(ig_steps)
+problems = []
+for key, value in want.items():
+    if key not in r:
+        problems.append(f"it records no {key} (made by an older fragile)")
+    elif r[key] != value:
+        problems.append(f"{key} {r[key]!r} instead of {value!r}")
+if os.path.basename(r.get("model", "")) != os.path.basename(model):
+    problems.append(f"model {r.get('model')!r} instead of {model!r}")
+ran = [os.path.basename(i["image"]) for i in r.get("images", [])]
+if ran != [os.path.basename(i) for i in images.split()]:
+    problems.append(f"images {ran} instead of {[os.path.basename(i) for i in images.split()]}")
+if attack == "random" and "random_streams" not in r:
+    problems.append("its random directions came from one stream per batch (fragile before "
+                    "per-image streams)")
+if problems:
+    sys.exit(f"run_attack_table: {path} was made with other settings: " + "; ".join(problems)
+             + ". Move it away (or pass -O for another run folder) to run it again.")
+PY
+}
+
 for method in $METHODS; do
   for eps in $EPSILONS; do
     for attack in $ATTACKS; do
       dir="$OUT/${method}_eps${eps}_${attack}_p${ITERS}${REF_TAG}"
       if [ -f "$dir/result.json" ]; then
+        check_reusable "$dir/result.json" "$method" "$eps" "$attack"
         echo "== $method eps $eps $attack: reusing $dir/result.json"
         continue
       fi
