@@ -7,7 +7,9 @@
 #
 # The full table is heavy on a CPU (every iteration differentiates the map: a double backward
 # through SqueezeNet; IG does that for M points): run a smaller one with the options below.
-# Runs whose result.json exists are reused, so an interrupted table resumes where it stopped.
+# Runs whose result.json exists are reused, so an interrupted table resumes where it stopped;
+# a result.json made with other settings (alpha, k, M, reference, model, images, an older
+# fragile's random streams) stops the script, naming the difference.
 #
 # Usage: tools/run_attack_table.sh [options]
 #   -p P          iterations per attack               (default 300)
