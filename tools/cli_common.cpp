@@ -168,11 +168,11 @@ const CLI::Validator& class_index_check() {
 const CLI::Validator& seed_check() {
   static const CLI::Validator check(
       [](std::string& s) -> std::string {
-        char* end = nullptr;
+        // Digits only (strtoull would accept "-1" and " 7"), and no overflow.
+        const bool digits = !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
         errno = 0;
-        const bool digits_only = !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
-        std::strtoull(s.c_str(), &end, 10);
-        if (!digits_only || *end != '\0' || errno != 0) {
+        std::strtoull(s.c_str(), nullptr, 10);
+        if (!digits || errno != 0) {
           return "must be a seed: an integer from 0 to 2^64 - 1, got '" + s + "'";
         }
         return std::string();

@@ -300,7 +300,8 @@ int run_attack(const ModelOptions& m, const PreprocessOptions& p, const AttackOp
   json out = {{"model", m.path},
               {"dtype", m.dtype},
               {"accumulate", m.accumulate},
-              {"activation", m.activation.empty() ? json() : json(m.activation)},  // null: as in the file
+              // null: the model's own activations
+              {"activation", m.activation.empty() ? json() : json(m.activation)},
               {"fold_bn", m.fold_bn},
               {"method", attr::method_name(cfg.method)},
               {"attack", attacks::kind_name(cfg.kind)},
