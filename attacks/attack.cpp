@@ -235,23 +235,22 @@ class Algorithm1 {
       return d;
     }
     const nn::Session& net = surrogate_.at(cfg_.surrogate_beta);
-    EnableGradGuard grad_on;
-    Tensor xin = x.detach();
-    xin.set_requires_grad(true);
     // The loss comes straight from the attribution through the fused saliency op: the map's
     // normalisation, the loss and their backward are two kernels instead of a dozen.
-    const Tensor a = attr::attribute(net, xin, labels_, cfg_.method, cfg_.attribution, true);
-    Tensor dis;
-    switch (cfg_.kind) {
-      case Kind::TopK: dis = neg(masked_mass_fused(a, topk_)); break;
-      case Kind::MassCenter: dis = center_loss_fused(a, c0_, center_weights_); break;
-      case Kind::Targeted: dis = masked_mass_fused(a, mask_); break;
-      default: FRAGILE_FAIL("attack '", kind_name(cfg_.kind), "' has no Algorithm 1 direction");
-    }
-    d.direction = grad({sum(dis)}, {xin}, {}, /*create_graph=*/false, /*allow_unused=*/true)[0];
+    FRAGILE_CHECK(cfg_.kind == Kind::TopK || cfg_.kind == Kind::MassCenter ||
+                      cfg_.kind == Kind::Targeted,
+                  "attack '", kind_name(cfg_.kind), "' has no Algorithm 1 direction");
+    const attr::AttributionLoss dissimilarity = [this](const Tensor& a) -> Tensor {
+      if (cfg_.kind == Kind::TopK) return neg(masked_mass_fused(a, topk_));
+      if (cfg_.kind == Kind::MassCenter) return center_loss_fused(a, c0_, center_weights_);
+      return masked_mass_fused(a, mask_);
+    };
+    const attr::AttributionLossGradient g = attr::gradient_of_attribution_loss(
+        net, x, labels_, cfg_.method, cfg_.attribution, dissimilarity);
+    d.direction = g.grad;
     if (share_map_) {
       NoGradGuard no_grad;
-      d.map = attr::saliency_map(a.detach());
+      d.map = attr::saliency_map(g.attribution);
     }
     return d;
   }

@@ -70,18 +70,22 @@ Result run_manipulation(const nn::Session& model, Surrogate& surrogate, const Te
     const nn::Session& net = surrogate.at(beta);
     Tensor g;
     {
+      // The map term through the attribution (memory bounded for IG and SmoothGrad, see
+      // attr::gradient_of_attribution_loss), the output term directly; their gradients add.
+      const attr::AttributionLoss map_term = [&](const Tensor& a) {
+        const Tensor ds = sub(attr::saliency_map(a), target);
+        return mul(sum(mul(ds, ds)), cfg.loss_scale / static_cast<double>(hw));
+      };
+      g = attr::gradient_of_attribution_loss(net, x, labels, cfg.method, cfg.attribution,
+                                             map_term)
+              .grad;
       EnableGradGuard grad_on;
       Tensor xin = x.detach();
       xin.set_requires_grad(true);
-      const Tensor s = attr::saliency_map(
-          attr::attribute(net, xin, labels, cfg.method, cfg.attribution, true));
-      const Tensor ds = sub(s, target);
       const Tensor dg = sub(softmax(net.scores(xin), 1), g0);
-      const Tensor loss = mul(add(div(sum(mul(ds, ds)), static_cast<double>(hw)),
-                                  mul(div(sum(mul(dg, dg)), static_cast<double>(g0.size(1))),
-                                      cfg.gamma)),
-                              cfg.loss_scale);
-      g = grad({loss}, {xin}, {}, false, true)[0];
+      const Tensor output_term = mul(sum(mul(dg, dg)),
+                                     cfg.loss_scale * cfg.gamma / static_cast<double>(g0.size(1)));
+      g = add(g, grad({output_term}, {xin}, {}, false, true)[0]);
     }
     {
       NoGradGuard no_grad;

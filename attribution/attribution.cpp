@@ -6,6 +6,8 @@
 // S = sum(scores * mask) = sum_n S_{c_n}(x_n) and dS/dx_n = dS_{c_n}/dx_n (images never mix).
 #include "attribution/attribution.h"
 
+#include <algorithm>
+#include <limits>
 #include <optional>
 #include <random>
 
@@ -56,19 +58,31 @@ Tensor input_gradient(const ScoreFn& scores, const Tensor& xs,
   return grad({total}, {in}, {}, create_graph)[0];
 }
 
+// The points of a sum-over-points method (IG, SmoothGrad) that one call adds up: [begin, end),
+// clipped to the method's count. The whole range by default; one chunk of it when
+// gradient_of_attribution_loss recomputes a chunk's share of the map.
+struct PointRange {
+  int64_t begin = 0;
+  int64_t end = std::numeric_limits<int64_t>::max();
+};
+
 // Sum over points of input gradients, the points made `chunk` at a time by point(i) for
-// i in [0, count): each chunk is one batch of chunk*N images.
+// i in range (within [0, count)): each chunk is one batch of chunk*N images.
 Tensor summed_gradients(const ScoreFn& scores, int64_t count, int64_t chunk,
                         const std::vector<int64_t>& classes,
-                        const std::function<Tensor(int64_t)>& point, bool create_graph) {
+                        const std::function<Tensor(int64_t)>& point, bool create_graph,
+                        PointRange range = {}) {
   FRAGILE_CHECK(count >= 1, "attribute: need at least one point, got ", count);
   FRAGILE_CHECK(chunk >= 1, "attribute: ig_batch must be >= 1, got ", chunk);
+  const int64_t end = std::min(range.end, count);
+  FRAGILE_CHECK(range.begin >= 0 && range.begin < end, "attribute: points [", range.begin, ", ",
+                end, ") of ", count);
   std::optional<EnableGradGuard> with;
   std::optional<NoGradGuard> without;
   if (create_graph) with.emplace(); else without.emplace();
   Tensor total;
-  for (int64_t i0 = 0; i0 < count; i0 += chunk) {
-    const int64_t b = std::min(chunk, count - i0);
+  for (int64_t i0 = range.begin; i0 < end; i0 += chunk) {
+    const int64_t b = std::min(chunk, end - i0);
     std::vector<Tensor> pts;
     for (int64_t i = i0; i < i0 + b; ++i) pts.push_back(point(i));
     const Tensor& first = pts[0];
@@ -145,8 +159,13 @@ std::vector<std::string> method_names() {
   return out;
 }
 
-Tensor attribute(const nn::Session& model, const Tensor& x, const std::vector<int64_t>& classes,
-                 Method method, const Options& o, bool create_graph) {
+namespace {
+
+// attribute(), restricted for IG and SmoothGrad to the points in `range` (the map's share
+// from those points: the shares of disjoint ranges add up to the map). Other methods ignore it.
+Tensor attribute_points(const nn::Session& model, const Tensor& x,
+                        const std::vector<int64_t>& classes, Method method, const Options& o,
+                        bool create_graph, PointRange range) {
   FRAGILE_CHECK(x.defined() && x.dim() >= 2 && is_floating(x.dtype()),
                 "attribute: x must be a float tensor [N, ...]");
   const int64_t n = x.size(0);
@@ -177,7 +196,7 @@ Tensor attribute(const nn::Session& model, const Tensor& x, const std::vector<in
       Tensor total = summed_gradients(
           scores, m, o.ig_batch, classes,
           [&](int64_t i) { return add(ref, mul(diff, static_cast<double>(i + 1) / m)); },
-          create_graph);
+          create_graph, range);
       return finish(mul(diff, div(total, static_cast<double>(m))), x, create_graph);
     }
     case Method::SmoothGrad: {
@@ -191,15 +210,19 @@ Tensor attribute(const nn::Session& model, const Tensor& x, const std::vector<in
       // derivative is the derivative of SmoothGrad as defined, noise scale included.
       std::vector<int64_t> rest;
       for (int64_t d = 1; d < x.dim(); ++d) rest.push_back(d);
-      const Tensor range = add(amax(x, rest, true), amax(neg(x), rest, true));
-      const Tensor sigma = mul(range, o.smoothgrad_sigma);
+      const Tensor spread = add(amax(x, rest, true), amax(neg(x), rest, true));
+      const Tensor sigma = mul(spread, o.smoothgrad_sigma);
+      // The streams are drawn in order up to the last sample of `range`; only its samples are
+      // scaled and used.
       ImageStreams streams(o.seed, o.first_image, x.size(0));
-      std::vector<Tensor> noise;
-      for (int64_t i = 0; i < k; ++i) {
-        noise.push_back(mul(on_device(streams.randn(x.shape(), x.dtype()), x), sigma));
+      std::vector<Tensor> noise(k);
+      for (int64_t i = 0; i < std::min(k, range.end); ++i) {
+        const Tensor unit = streams.randn(x.shape(), x.dtype());
+        if (i >= range.begin) noise[i] = mul(on_device(unit, x), sigma);
       }
       Tensor total = summed_gradients(
-          scores, k, o.ig_batch, classes, [&](int64_t i) { return add(x, noise[i]); }, create_graph);
+          scores, k, o.ig_batch, classes, [&](int64_t i) { return add(x, noise[i]); }, create_graph,
+          range);
       return finish(div(total, static_cast<double>(k)), x, create_graph);
     }
     case Method::SmoothedGradient: {
@@ -235,6 +258,63 @@ Tensor attribute(const nn::Session& model, const Tensor& x, const std::vector<in
       return finish(detail::lrp(model, x, classes, o, true, create_graph), x, create_graph);
   }
   FRAGILE_FAIL("attribute: unknown method");
+}
+
+// How many points a method sums its map over (1 for the methods that are not sums).
+int64_t point_count(Method method, const Options& o) {
+  switch (method) {
+    case Method::IntegratedGradients: return o.ig_steps;
+    case Method::SmoothGrad: return o.smoothgrad_samples;
+    default: return 1;
+  }
+}
+
+Tensor zeros_if_unused(const Tensor& g, const Tensor& like) {
+  return g.defined() ? g : Tensor::zeros(like.shape(), like.dtype(), like.device());
+}
+
+}  // namespace
+
+Tensor attribute(const nn::Session& model, const Tensor& x, const std::vector<int64_t>& classes,
+                 Method method, const Options& o, bool create_graph) {
+  return attribute_points(model, x, classes, method, o, create_graph, {});
+}
+
+AttributionLossGradient gradient_of_attribution_loss(const nn::Session& model, const Tensor& x,
+                                                     const std::vector<int64_t>& classes,
+                                                     Method method, const Options& o,
+                                                     const AttributionLoss& loss) {
+  EnableGradGuard grad_on;
+  Tensor xin = x.detach();
+  xin.set_requires_grad(true);
+  AttributionLossGradient out;
+  const int64_t count = point_count(method, o);
+  if (count <= o.ig_batch) {
+    // One chunk: differentiate the map directly.
+    const Tensor a = attribute(model, xin, classes, method, o, true);
+    out.grad = zeros_if_unused(grad({sum(loss(a))}, {xin}, {}, false, true)[0], x);
+    out.attribution = a.detach();
+    return out;
+  }
+  // Several chunks. Keeping every chunk's double-backward graph until the loss is known costs
+  // memory in proportion to the points (about 120 MB per SqueezeNet point in float32: 12 GB
+  // per image at M = 100). Instead: the map without history (one chunk's first-order graph
+  // alive at a time); u = dloss/dmap at it; then each chunk's share of the map recomputed with
+  // history and differentiated against u, sum_c d<u, share_c>/dx = d loss/dx, its graph freed
+  // before the next chunk. The price is one extra first-order pass over the points.
+  out.attribution = attribute(model, xin.detach(), classes, method, o, false).detach();
+  Tensor leaf = out.attribution.detach();
+  leaf.set_requires_grad(true);
+  const Tensor u = zeros_if_unused(grad({sum(loss(leaf))}, {leaf}, {}, false, true)[0], leaf);
+  Tensor total;
+  for (int64_t b = 0; b < count; b += o.ig_batch) {
+    const Tensor share =
+        attribute_points(model, xin, classes, method, o, true, {b, b + o.ig_batch});
+    const Tensor g = zeros_if_unused(grad({sum(mul(share, u))}, {xin}, {}, false, true)[0], x);
+    total = total.defined() ? add(total, g) : g;
+  }
+  out.grad = total;
+  return out;
 }
 
 Tensor saliency_map(const Tensor& attribution) {

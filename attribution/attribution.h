@@ -40,7 +40,7 @@ std::vector<std::string> method_names();
 
 struct Options {
   int64_t ig_steps = 100;        // M (Ghorbani: 100)
-  int64_t ig_batch = 16;         // IG points evaluated per chunk (memory vs speed)
+  int64_t ig_batch = 16;         // IG / SmoothGrad points evaluated per chunk (memory vs speed)
   Tensor reference;              // IG / DeepLIFT reference [1 or N, C, H, W]; undefined = default
   // The reference when `reference` is undefined. Zero: the zero of the preprocessed input,
   // which for a model that subtracts the dataset's channel means (SqueezeNet) is Ghorbani's
@@ -71,6 +71,26 @@ using ScoreFn = std::function<Tensor(const Tensor& x)>;
 // (DeepLIFT, guided backprop, LRP, beta-smoothing) take it from `model`.
 Tensor attribute(const nn::Session& model, const Tensor& x, const std::vector<int64_t>& classes,
                  Method method, const Options& options = {}, bool create_graph = false);
+
+// A loss on an attribution [N, C, H, W]: a tensor whose sum is differentiated (per-image
+// losses may be returned as [N]).
+using AttributionLoss = std::function<Tensor(const Tensor& attribution)>;
+
+struct AttributionLossGradient {
+  Tensor grad;         // d sum(loss(attribute(x))) / dx, shaped like x, no history
+  Tensor attribution;  // attribute(x), no history
+};
+
+// The gradient an attack follows: the input gradient of a loss on the attribution (a
+// Hessian-vector product underneath). Equal to differentiating attribute(..., create_graph =
+// true) directly; for IG and SmoothGrad with more points than Options::ig_batch, memory is
+// bounded by one chunk of points rather than growing with M (the chunks' shares of the map are
+// recomputed with history one at a time, for one extra first-order pass over the points).
+// Setting ig_batch >= the number of points keeps the direct, memory-hungry path.
+AttributionLossGradient gradient_of_attribution_loss(const nn::Session& model, const Tensor& x,
+                                                     const std::vector<int64_t>& classes,
+                                                     Method method, const Options& options,
+                                                     const AttributionLoss& loss);
 
 // Ghorbani's saliency normalisation: sum over channels of |attribution|, divided by its total
 // per image. [N, C, H, W] -> [N, H, W]; differentiable.

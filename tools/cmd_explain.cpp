@@ -33,7 +33,10 @@ void MethodOptions::add_to(CLI::App& app) {
   app.add_option("--method", method, "attribution method: " + names)->capture_default_str();
   app.add_option("--ig-steps", ig_steps, "integrated gradients: M interpolation points")
       ->capture_default_str();
-  app.add_option("--ig-batch", ig_batch, "integrated gradients: points evaluated per chunk")
+  app.add_option("--ig-batch", ig_batch,
+                 "IG and SmoothGrad: points evaluated per chunk; attacks keep one chunk's "
+                 "double-backward graph at a time (memory ~ this, not M), unless it covers "
+                 "all the points (faster, memory ~ M)")
       ->capture_default_str();
   app.add_option("--smoothgrad-samples", smoothgrad_samples, "SmoothGrad: noise samples")
       ->capture_default_str();

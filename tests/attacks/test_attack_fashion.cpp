@@ -5,9 +5,12 @@
 // one. Small P keeps this fast.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <numeric>
+#include <string>
+#include <vector>
 
 #include "attacks/attack.h"
 #include "core/autograd.h"
@@ -216,6 +219,45 @@ TEST_F(FashionAttack, ManipulationMovesTheMapTowardsTheTarget) {
   ASSERT_TRUE(ir.success);
   EXPECT_EQ(ir.label_after, ir.label_before);
   EXPECT_LT(ir.target_mse_after, 0.7 * ir.target_mse_before);
+}
+
+// IG and SmoothGrad directions computed one chunk of points at a time (memory bounded, see
+// attr::gradient_of_attribution_loss) are the directions of the whole map: Algorithm 1 and the
+// manipulation take the same iterates whether the M points form one chunk or several.
+TEST_F(FashionAttack, ChunkedIgAndSmoothGradDirectionsAreTheWholeMapsDirections) {
+  const Tensor x = load_samples({kSamples[0], kSamples[3]}, DType::Float64);
+  const Tensor xt = load_samples({kSamples[2]}, DType::Float64);
+  for (const Kind kind : {Kind::TopK, Kind::MassCenter, Kind::Manipulate}) {
+    for (const attr::Method method :
+         {attr::Method::IntegratedGradients, attr::Method::SmoothGrad}) {
+      Config c = config(kind, 3);
+      c.method = method;
+      c.attribution.ig_steps = 7;
+      c.attribution.smoothgrad_samples = 7;
+      if (kind == Kind::Manipulate) {
+        c.epsilon = 0;
+        c.lr = 2.0;
+        c.target_map = saliency(*session_, xt, {1}, c);
+      }
+      c.attribution.ig_batch = 7;  // one chunk: the map differentiated directly
+      const Result whole = attack(x, c);
+      c.attribution.ig_batch = 3;  // chunks of 3, 3 and 1 points
+      const Result chunked = attack(x, c);
+      const std::string what = std::string(kind_name(kind)) + " " + attr::method_name(method);
+      const std::vector<double> a = whole.perturbed.to_vector(), b = chunked.perturbed.to_vector();
+      const std::vector<double> x0 = x.to_vector();
+      double moved = 0, differs = 0;
+      for (size_t i = 0; i < a.size(); ++i) {
+        moved = std::max(moved, std::abs(a[i] - x0[i]));
+        differs = std::max(differs, std::abs(a[i] - b[i]));
+      }
+      EXPECT_GT(moved, 0.0) << what;
+      EXPECT_LT(differs, 1e-12) << what;
+      for (size_t i = 0; i < whole.images.size(); ++i) {
+        EXPECT_EQ(chunked.images[i].best_iter, whole.images[i].best_iter) << what;
+      }
+    }
+  }
 }
 
 TEST(Surrogate, ReluNetworkHasZeroInputHessianSoftplusDoesNot) {
