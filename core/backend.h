@@ -116,8 +116,12 @@ class Backend {
   // maximum within its input plane (first maximum on ties; padding never wins).
   virtual void max_pool2d(const Tensor& x, Tensor& out, Tensor& indices,
                           const Pool2dParams& p) = 0;
-  // out [N, C, H, W] = 0, then out.plane[indices[i]] += grad[i]   (the backward of max_pool2d).
-  virtual void max_pool2d_scatter(const Tensor& grad, const Tensor& indices, Tensor& out) = 0;
+  // out [N, C, H, W] = 0, then out.plane[indices[i]] += grad[i]   (the backward of max_pool2d),
+  // adding in ascending i at each pixel. p is the pooling the indices came from: each index lies
+  // in its window, so a device can sum each pixel over the windows covering it in that fixed
+  // order (deterministic, no atomics) instead of scattering.
+  virtual void max_pool2d_scatter(const Tensor& grad, const Tensor& indices, const Pool2dParams& p,
+                                  Tensor& out) = 0;
   // out [N, C, Ho, Wo] = x.plane[indices[i]]                     (the adjoint of the scatter).
   virtual void max_pool2d_gather(const Tensor& x, const Tensor& indices, Tensor& out) = 0;
   virtual void avg_pool2d(const Tensor& x, Tensor& out, const Pool2dParams& p) = 0;

@@ -286,13 +286,15 @@ Grads conv2d_backward_weight_bw(const Node& n, const Tensor& u, const Needs& nee
 
 // ---- pooling: forward/backward pairs are adjoint linear maps (indices are constants) -------
 Grads max_pool2d_bw(const Node& n, const Tensor& g, const Needs&) {
-  return {max_pool2d_backward(g, in(n, 1), in(n, 0).shape()), Tensor()};
+  const auto& a = n.attr<PoolAttrs>();
+  return {max_pool2d_backward(g, in(n, 1), a.input_shape, a.p), Tensor()};
 }
 Grads max_pool2d_backward_bw(const Node& n, const Tensor& u, const Needs&) {
-  return {max_pool2d_gather(u, in(n, 1)), Tensor()};
+  return {max_pool2d_gather(u, in(n, 1), n.attr<PoolAttrs>().p), Tensor()};
 }
 Grads max_pool2d_gather_bw(const Node& n, const Tensor& u, const Needs&) {
-  return {max_pool2d_backward(u, in(n, 1), in(n, 0).shape()), Tensor()};
+  const auto& a = n.attr<PoolAttrs>();
+  return {max_pool2d_backward(u, in(n, 1), a.input_shape, a.p), Tensor()};
 }
 Grads avg_pool2d_bw(const Node& n, const Tensor& g, const Needs&) {
   const auto& a = n.attr<PoolAttrs>();

@@ -108,10 +108,13 @@ struct PoolResult {
 };
 PoolResult max_pool2d_with_indices(const Tensor& x, const Pool2dParams& p);
 Tensor max_pool2d(const Tensor& x, const Pool2dParams& p);
-// Scatter-add of grad into a zero [N,C,H,W] at `indices`: max_pool2d's backward.
-Tensor max_pool2d_backward(const Tensor& grad, const Tensor& indices, const Shape& input_shape);
-// Gather x at `indices`: the adjoint of max_pool2d_backward (its backward w.r.t. grad).
-Tensor max_pool2d_gather(const Tensor& x, const Tensor& indices);
+// Scatter-add of grad into a zero [N,C,H,W] at `indices`: max_pool2d's backward. p is the
+// pooling that made the indices (each must lie in its window).
+Tensor max_pool2d_backward(const Tensor& grad, const Tensor& indices, const Shape& input_shape,
+                           const Pool2dParams& p);
+// Gather x at `indices`: the adjoint of max_pool2d_backward (its backward w.r.t. grad); p as
+// there, kept for that backward.
+Tensor max_pool2d_gather(const Tensor& x, const Tensor& indices, const Pool2dParams& p);
 Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p);
 Tensor avg_pool2d_backward(const Tensor& grad, const Shape& input_shape, const Pool2dParams& p);
 Tensor global_avg_pool2d(const Tensor& x);  // [N,C,H,W] -> [N,C,1,1] [composite]

@@ -525,14 +525,14 @@ def pool_cases():
 
         add_case("max_pool2d_backward_" + tag, "max_pool2d_backward",
                  [(r.randn(*idx.shape), True), (idx, False)], scatter,
-                 attrs={"input_shape": list(xs)})
+                 attrs={"input_shape": list(xs), **attrs})
         r = Rng("max_pool2d_gather_" + tag)
 
         def gather(x, idx, N=N, C=C):
             return x.reshape(N, C, -1).gather(2, idx.reshape(N, C, -1)).reshape(idx.shape)
 
         add_case("max_pool2d_gather_" + tag, "max_pool2d_gather",
-                 [(r.randn(*xs), True), (idx, False)], gather)
+                 [(r.randn(*xs), True), (idx, False)], gather, attrs=attrs)
 
         for cip in (True, False):
             if (p == (0, 0) and not ceil) and not cip:

@@ -160,12 +160,12 @@ PoolResult max_pool2d_with_indices(const Tensor& x, const Pool2dParams& p) {
     // same derivatives as max_pool2d with those indices.
     Tensor idx = replay->next(x, p, s);
     if (RecordMaxPoolDecisions* recorder = active_max_pool_recorder()) recorder->add(x, idx, p);
-    return {max_pool2d_gather(x, idx), idx};
+    return {max_pool2d_gather(x, idx, p), idx};
   }
   Tensor out = Tensor::empty(s, x.dtype(), x.device());
   Tensor idx = Tensor::empty(s, DType::Int64, x.device());
   backend_for(x.device()).max_pool2d(x, out, idx, p);
-  out = record(op_def("max_pool2d"), {x, idx}, out);
+  out = record(op_def("max_pool2d"), {x, idx}, out, PoolAttrs{x.shape(), p});
   if (RecordMaxPoolDecisions* recorder = active_max_pool_recorder()) recorder->add(x, idx, p);
   return {out, idx};
 }
@@ -174,7 +174,8 @@ Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
   return max_pool2d_with_indices(x, p).values;
 }
 
-Tensor max_pool2d_backward(const Tensor& grad, const Tensor& indices, const Shape& input_shape) {
+Tensor max_pool2d_backward(const Tensor& grad, const Tensor& indices, const Shape& input_shape,
+                           const Pool2dParams& p) {
   check_float(grad, "max_pool2d_backward");
   FRAGILE_CHECK(indices.dtype() == DType::Int64 && indices.shape() == grad.shape(),
                 "max_pool2d_backward: indices must be int64 shaped like grad");
@@ -183,11 +184,11 @@ Tensor max_pool2d_backward(const Tensor& grad, const Tensor& indices, const Shap
                 "max_pool2d_backward: input shape ", shape_str(input_shape), " vs grad ",
                 shape_str(grad.shape()));
   Tensor out = Tensor::empty(input_shape, grad.dtype(), grad.device());
-  backend_for(grad.device()).max_pool2d_scatter(grad, indices, out);
-  return record(op_def("max_pool2d_backward"), {grad, indices}, out);
+  backend_for(grad.device()).max_pool2d_scatter(grad, indices, p, out);
+  return record(op_def("max_pool2d_backward"), {grad, indices}, out, PoolAttrs{input_shape, p});
 }
 
-Tensor max_pool2d_gather(const Tensor& x, const Tensor& indices) {
+Tensor max_pool2d_gather(const Tensor& x, const Tensor& indices, const Pool2dParams& p) {
   check_float(x, "max_pool2d_gather");
   FRAGILE_CHECK(indices.dtype() == DType::Int64 && indices.dim() == 4 && x.dim() == 4 &&
                     indices.shape()[0] == x.shape()[0] && indices.shape()[1] == x.shape()[1],
@@ -195,7 +196,7 @@ Tensor max_pool2d_gather(const Tensor& x, const Tensor& indices) {
                 shape_str(x.shape()));
   Tensor out = Tensor::empty(indices.shape(), x.dtype(), x.device());
   backend_for(x.device()).max_pool2d_gather(x, indices, out);
-  return record(op_def("max_pool2d_gather"), {x, indices}, out);
+  return record(op_def("max_pool2d_gather"), {x, indices}, out, PoolAttrs{x.shape(), p});
 }
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p) {

@@ -24,7 +24,8 @@ class CpuBackend final : public Backend {
   void conv2d_backward_weight(const Tensor& x, const Tensor& grad, Tensor& out,
                               const Conv2dParams& p) override;
   void max_pool2d(const Tensor& x, Tensor& out, Tensor& indices, const Pool2dParams& p) override;
-  void max_pool2d_scatter(const Tensor& grad, const Tensor& indices, Tensor& out) override;
+  void max_pool2d_scatter(const Tensor& grad, const Tensor& indices, const Pool2dParams& p,
+                          Tensor& out) override;
   void max_pool2d_gather(const Tensor& x, const Tensor& indices, Tensor& out) override;
   void avg_pool2d(const Tensor& x, Tensor& out, const Pool2dParams& p) override;
   void avg_pool2d_backward(const Tensor& grad, Tensor& out, const Pool2dParams& p) override;

@@ -109,23 +109,31 @@ void max_pool_impl(const Tensor& x_in, Tensor& out, Tensor& indices, const PoolG
 
 // out [N, C, H, W] = 0; out.plane[idx] += grad for each pooled position. Returns false when
 // an index lies outside its plane (checked after the parallel loop: no throwing inside it).
+// Whether flat index k of the input plane lies in pooled element (oh, ow)'s window. The CUDA
+// scatter sums each pixel over the windows that cover it, so an index outside its window would
+// be dropped there: the reference refuses it.
+bool in_window(int64_t k, int64_t oh, int64_t ow, const PoolGeom& g) {
+  const int64_t h = k / g.W, w = k % g.W, h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+  return h >= h0 && h < h0 + g.KH && w >= w0 && w < w0 + g.KW;
+}
+
 template <typename T>
-bool scatter_impl(const Tensor& grad_in, const Tensor& idx_in, Tensor& out, int64_t planes,
-                  int64_t HW, int64_t HoWo) {
+bool scatter_impl(const Tensor& grad_in, const Tensor& idx_in, Tensor& out, const PoolGeom& g) {
   const Tensor grad = contiguous(grad_in), idx = contiguous(idx_in);
   const T* gp = grad.data<T>();
   const int64_t* ip = idx.data<int64_t>();
   T* op = out.data<T>();
+  const int64_t HW = g.HW(), HoWo = g.HoWo();
   bool ok = true;
-#pragma omp parallel for schedule(static) reduction(&& : ok) if (planes * HW >= kParallelGrain)
-  for (int64_t pl = 0; pl < planes; ++pl) {
+#pragma omp parallel for schedule(static) reduction(&& : ok) if (g.planes * HW >= kParallelGrain)
+  for (int64_t pl = 0; pl < g.planes; ++pl) {
     T* o = op + pl * HW;
     std::fill(o, o + HW, T(0));
     const T* gr = gp + pl * HoWo;
     const int64_t* id = ip + pl * HoWo;
     for (int64_t i = 0; i < HoWo; ++i) {
       const int64_t k = id[i];
-      if (k < 0 || k >= HW) {
+      if (k < 0 || k >= HW || !in_window(k, i / g.Wo, i % g.Wo, g)) {
         ok = false;
         continue;
       }
@@ -246,16 +254,17 @@ void CpuBackend::max_pool2d(const Tensor& x, Tensor& out, Tensor& indices,
                          [&] { max_pool_impl<scalar_t>(x, out, indices, g); });
 }
 
-void CpuBackend::max_pool2d_scatter(const Tensor& grad, const Tensor& indices, Tensor& out) {
+void CpuBackend::max_pool2d_scatter(const Tensor& grad, const Tensor& indices,
+                                    const Pool2dParams& p, Tensor& out) {
   check_same_float(grad, out, "max_pool2d_scatter");
   check_plane_pair(out, grad, indices, "max_pool2d_scatter");
-  const int64_t planes = out.size(0) * out.size(1);
-  const int64_t HW = out.size(2) * out.size(3), HoWo = grad.size(2) * grad.size(3);
-  const bool ok = FRAGILE_DISPATCH_FLOAT(out.dtype(), "max_pool2d_scatter", [&] {
-    return scatter_impl<scalar_t>(grad, indices, out, planes, HW, HoWo);
-  });
-  FRAGILE_CHECK(ok, "max_pool2d_scatter: an index lies outside its ", out.size(2), "x",
-                out.size(3), " plane");
+  const PoolGeom g = make_geom(out.shape(), grad.shape(), p, "max_pool2d_scatter");
+  const bool ok = FRAGILE_DISPATCH_FLOAT(out.dtype(), "max_pool2d_scatter",
+                                         [&] { return scatter_impl<scalar_t>(grad, indices, out, g); });
+  FRAGILE_CHECK(ok, "max_pool2d_scatter: an index lies outside its pooling window (", p.kernel[0],
+                "x", p.kernel[1], " stride ", p.stride[0], "x", p.stride[1], " padding ",
+                p.padding[0], "x", p.padding[1], ") in the ", out.size(2), "x", out.size(3),
+                " plane");
 }
 
 void CpuBackend::max_pool2d_gather(const Tensor& x, const Tensor& indices, Tensor& out) {

@@ -5,14 +5,17 @@
 // maximum in row-major window order wins ties, padding is never a candidate, and NaN wins
 // (first NaN), matching the CPU backend and PyTorch.
 //
-// One thread per pooled element throughout. Forward: reads its KH*KW window (neighbouring
-// threads read overlapping, mostly cached rows), writes one value and one index. Scatter:
-// out is zeroed with one memset, then each grad value is atomicAdd-ed to its argmax pixel.
-// Without overlap (stride >= kernel, the usual case) every target pixel is hit at most once,
-// so the atomics never contend; with overlap, float rounding of the sum may vary between
-// runs (summation order). atomicAdd(double*) is native on sm_60+. Gather is a plain indexed
-// load. Indices outside their plane (impossible when they come from max_pool2d) are skipped
-// by the scatter and read as 0 by the gather: checking them would need a device->host sync.
+// Forward and gather: one thread per pooled element. The forward reads its KH*KW window
+// (neighbouring threads read overlapping, mostly cached rows), writes one value and one
+// index; the gather is a plain indexed load.
+// Scatter (the backward): one thread per input pixel, which adds up grad over the pooled
+// elements whose window covers it and whose index names it, in ascending pooled order. That
+// is the CPU backend's order, so the sums are its sums bit for bit, and they do not change from
+// run to run, as an atomicAdd scatter's do where windows overlap (SqueezeNet's 3x3 stride-2
+// pools: up to 4 windows per pixel). No memset, no atomics.
+// Indices outside their window (impossible when they come from max_pool2d or a replay of its
+// decisions; the CPU backend refuses them) add nothing in the scatter, and indices outside their
+// plane read as 0 in the gather: checking them here would need a device->host sync.
 #include <cmath>
 
 #include "kernels/cuda/check.h"
@@ -58,14 +61,35 @@ __global__ void max_pool_kernel(PoolGeom g, const T* x, T* out, int64_t* indices
   }
 }
 
+// The pooled rows (or columns) whose windows cover input row r: windows start at o*s - p
+// and span K, so o*s - p <= r < o*s - p + K, i.e. (r + p - K)/s < o <= (r + p)/s.
+struct Covering {
+  int64_t first, last;
+};
+__device__ __forceinline__ Covering covering(int64_t r, int64_t k, int64_t s, int64_t p, int64_t count) {
+  const int64_t t = r + p - k;
+  return {t < 0 ? 0 : t / s + 1, min((r + p) / s, count - 1)};
+}
+
 template <typename T>
-__global__ void scatter_kernel(int64_t total, int64_t HW, int64_t HoWo, const T* grad,
-                               const int64_t* indices, T* out) {
+__global__ void scatter_kernel(PoolGeom g, const T* grad, const int64_t* indices, T* out) {
+  const int64_t total = g.planes * g.H * g.W;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t k = indices[i];
-    if (k < 0 || k >= HW) continue;
-    atomicAdd(out + (i / HoWo) * HW + k, grad[i]);
+    const int64_t w = i % g.W, h = (i / g.W) % g.H, plane = i / (g.W * g.H);
+    const int64_t k = h * g.W + w;
+    const Covering rows = covering(h, g.KH, g.sh, g.ph, g.Ho);
+    const Covering cols = covering(w, g.KW, g.sw, g.pw, g.Wo);
+    const T* gp = grad + plane * g.Ho * g.Wo;
+    const int64_t* ip = indices + plane * g.Ho * g.Wo;
+    T sum = T(0);
+    for (int64_t oh = rows.first; oh <= rows.last; ++oh) {
+      for (int64_t ow = cols.first; ow <= cols.last; ++ow) {
+        const int64_t o = oh * g.Wo + ow;
+        if (ip[o] == k) sum += gp[o];
+      }
+    }
+    out[i] = sum;
   }
 }
 
@@ -122,19 +146,21 @@ void CudaBackend::max_pool2d(const Tensor& x_in, Tensor& out, Tensor& indices,
 }
 
 void CudaBackend::max_pool2d_scatter(const Tensor& grad_in, const Tensor& indices_in,
-                                     Tensor& out) {
+                                     const Pool2dParams& p, Tensor& out) {
   check_float_pair(grad_in, out, "cuda max_pool2d_scatter");
   check_plane_pair(out, grad_in, indices_in, "cuda max_pool2d_scatter");
-  if (out.numel() == 0) return;
-  FRAGILE_CUDA_CHECK(cudaMemsetAsync(out.raw_data(), 0, out.numel() * dtype_size(out.dtype()),
-                                     stream()));
-  const int64_t total = grad_in.numel();
+  const PoolGeom g = make_pool_geom(out.shape(), grad_in.shape(), p, "cuda max_pool2d_scatter");
+  const int64_t total = out.numel();
   if (total == 0) return;
+  if (grad_in.numel() == 0) {  // no windows: nothing covers any pixel
+    FRAGILE_CUDA_CHECK(
+        cudaMemsetAsync(out.raw_data(), 0, total * dtype_size(out.dtype()), stream()));
+    return;
+  }
   const Tensor grad = contiguous(grad_in), indices = contiguous(indices_in);
-  const int64_t HW = out.size(2) * out.size(3), HoWo = grad.size(2) * grad.size(3);
   FRAGILE_DISPATCH_FLOAT(out.dtype(), "cuda max_pool2d_scatter", [&] {
     launch(scatter_kernel<scalar_t>, grid_for(total, kThreads), kThreads)(
-        total, HW, HoWo, grad.data<scalar_t>(), indices.data<int64_t>(), out.data<scalar_t>());
+        g, grad.data<scalar_t>(), indices.data<int64_t>(), out.data<scalar_t>());
   });
 }
 

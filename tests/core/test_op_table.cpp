@@ -161,8 +161,9 @@ const std::map<std::string, OpFn>& ops_table() {
          PoolResult r = max_pool2d_with_indices(in[0], pool_params(a));
          return {r.values, r.indices};
        }},
-      {"max_pool2d_backward", OP(max_pool2d_backward(in[0], in[1], attr_ints(a, "input_shape")))},
-      {"max_pool2d_gather", OP(max_pool2d_gather(in[0], in[1]))},
+      {"max_pool2d_backward",
+       OP(max_pool2d_backward(in[0], in[1], attr_ints(a, "input_shape"), pool_params(a)))},
+      {"max_pool2d_gather", OP(max_pool2d_gather(in[0], in[1], pool_params(a)))},
       {"avg_pool2d", OP(avg_pool2d(in[0], pool_params(a)))},
       {"avg_pool2d_backward",
        OP(avg_pool2d_backward(in[0], attr_ints(a, "input_shape"), pool_params(a)))},

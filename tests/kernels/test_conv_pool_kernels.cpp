@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/backend.h"
@@ -372,7 +373,7 @@ TEST(ConvPoolKernels, MaxPoolScatterGatherAreAdjoints) {
     Tensor g = randn64(ys, rng), z = randn64(xs, rng);
     Tensor s = Tensor::full(xs, 3.0, DType::Float64);  // must be zero-filled by the kernel
     Tensor gz = Tensor::empty(ys, DType::Float64);
-    cpu_backend().max_pool2d_scatter(g, idx, s);
+    cpu_backend().max_pool2d_scatter(g, idx, p, s);
     cpu_backend().max_pool2d_gather(z, idx, gz);
     const double a = dot(s, z), b = dot(g, gz);
     EXPECT_NEAR(a, b, kTol * (1 + std::abs(a)));
@@ -388,10 +389,28 @@ TEST(ConvPoolKernels, MaxPoolScatterGatherAreAdjoints) {
 }
 
 TEST(ConvPoolKernels, MaxPoolScatterRejectsBadIndices) {
+  // 2x2 planes pooled by 2x1 windows, stride 2x1: window 0 is column 0 (pixels 0, 2),
+  // window 1 column 1 (pixels 1, 3).
+  const auto p = pool_params({2, 1}, {2, 1}, {0, 0}, false, true);
   Tensor g = Tensor::ones({1, 1, 1, 2}, DType::Float64);
-  Tensor idx = Tensor::from_int64({0, 9}, {1, 1, 1, 2});
   Tensor out = Tensor::empty({1, 1, 2, 2}, DType::Float64);
-  EXPECT_THROW(cpu_backend().max_pool2d_scatter(g, idx, out), Error);
+  Tensor fine = Tensor::from_int64({2, 1}, {1, 1, 1, 2});
+  cpu_backend().max_pool2d_scatter(g, fine, p, out);
+  EXPECT_EQ(out.to_vector(), (std::vector<double>{0, 1, 1, 0}));
+  // Outside the plane.
+  Tensor idx = Tensor::from_int64({0, 9}, {1, 1, 1, 2});
+  EXPECT_THROW(cpu_backend().max_pool2d_scatter(g, idx, p, out), Error);
+  // Inside the plane but outside its window (the CUDA scatter, which sums over the windows
+  // covering each pixel, would drop it): refused, naming the window.
+  Tensor astray = Tensor::from_int64({1, 3}, {1, 1, 1, 2});
+  try {
+    cpu_backend().max_pool2d_scatter(g, astray, p, out);
+    ADD_FAILURE() << "an index outside its window was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("outside its pooling window (2x1 stride 2x1"),
+              std::string::npos)
+        << e.what();
+  }
   Tensor gathered = Tensor::empty({1, 1, 1, 2}, DType::Float64);
   EXPECT_THROW(cpu_backend().max_pool2d_gather(out, idx, gathered), Error);
 }

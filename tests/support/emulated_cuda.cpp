@@ -115,11 +115,12 @@ void EmulatedCuda::max_pool2d(const Tensor& x, Tensor& out, Tensor& indices,
   host().max_pool2d(x, out, indices, p);
 }
 
-void EmulatedCuda::max_pool2d_scatter(const Tensor& grad, const Tensor& indices, Tensor& out) {
+void EmulatedCuda::max_pool2d_scatter(const Tensor& grad, const Tensor& indices,
+                                      const Pool2dParams& p, Tensor& out) {
   on_device(grad, "max_pool2d_scatter", "grad");
   on_device(indices, "max_pool2d_scatter", "indices");
   on_device(out, "max_pool2d_scatter", "out");
-  host().max_pool2d_scatter(grad, indices, out);
+  host().max_pool2d_scatter(grad, indices, p, out);
 }
 
 void EmulatedCuda::max_pool2d_gather(const Tensor& x, const Tensor& indices, Tensor& out) {
