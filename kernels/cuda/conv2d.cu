@@ -13,7 +13,8 @@
 // from the caching allocator, so repeated calls cost no cudaMalloc.
 //
 // Fallback: when cuDNN has no usable algorithm for a configuration (or reports
-// NOT_SUPPORTED when run), the direct kernels of conv2d_direct.cu compute the same result.
+// NOT_SUPPORTED when run, or a tensor has more elements than a cuDNN descriptor can hold), the
+// direct kernels of conv2d_direct.cu compute the same result.
 #include <map>
 #include <mutex>
 #include <string>
@@ -243,6 +244,11 @@ bool empty_problem(const Tensor& x, const Tensor& w, const Tensor& y) {
   return x.numel() == 0 || w.numel() == 0 || y.numel() == 0;
 }
 
+bool cudnn_can_describe_all(const Tensor& x, const Tensor& w, const Tensor& y) {
+  return cudnn_can_describe(x.shape()) && cudnn_can_describe(w.shape()) &&
+         cudnn_can_describe(y.shape());
+}
+
 // alpha = 1, beta = 0 in the compute type: float for float32, double for float64.
 struct Scale {
   float f1 = 1.0f, f0 = 0.0f;
@@ -262,6 +268,7 @@ void CudaBackend::conv2d(const Tensor& x_in, const Tensor& w_in, Tensor& out,
   if (out.numel() == 0) return;
   if (empty_problem(x_in, w_in, out)) return fill(out, 0.0);
   const Tensor x = contiguous(x_in), w = contiguous(w_in);
+  if (!cudnn_can_describe_all(x, w, out)) return conv2d_direct_forward(x, w, out, p);
   const DType dt = x.dtype();
   const Descs d(x.shape(), w.shape(), out.shape(), p, dt);
   const Choice c = choose(Kind::Forward, dt, x.shape(), w.shape(), out.shape(), p, d);
@@ -286,6 +293,7 @@ void CudaBackend::conv2d_backward_input(const Tensor& grad_in, const Tensor& w_i
   if (out.numel() == 0) return;
   if (empty_problem(out, w_in, grad_in)) return fill(out, 0.0);
   const Tensor grad = contiguous(grad_in), w = contiguous(w_in);
+  if (!cudnn_can_describe_all(out, w, grad)) return conv2d_direct_backward_input(grad, w, out, p);
   const DType dt = out.dtype();
   const Descs d(out.shape(), w.shape(), grad.shape(), p, dt);
   const Choice c = choose(Kind::BackwardData, dt, out.shape(), w.shape(), grad.shape(), p, d);
@@ -310,6 +318,7 @@ void CudaBackend::conv2d_backward_weight(const Tensor& x_in, const Tensor& grad_
   if (out.numel() == 0) return;
   if (empty_problem(x_in, out, grad_in)) return fill(out, 0.0);
   const Tensor x = contiguous(x_in), grad = contiguous(grad_in);
+  if (!cudnn_can_describe_all(x, out, grad)) return conv2d_direct_backward_weight(x, grad, out, p);
   const DType dt = out.dtype();
   const Descs d(x.shape(), out.shape(), grad.shape(), p, dt);
   const Choice c = choose(Kind::BackwardFilter, dt, x.shape(), out.shape(), grad.shape(), p, d);

@@ -451,6 +451,10 @@ cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorF
   if (const cudnnStatus_t st = check_type(fn, dataType); st != CUDNN_STATUS_SUCCESS) return st;
   if (n <= 0 || c <= 0 || h <= 0 || w <= 0)
     return fail(CUDNN_STATUS_BAD_PARAM, cat(fn, "non-positive extent in " + dims(n, c, h, w)));
+  // cuDNN's limit on a tensor's total size: 2 Giga-elements.
+  if (static_cast<int64_t>(n) * c * h * w > 0x7fffffff)
+    return fail(CUDNN_STATUS_NOT_SUPPORTED,
+                cat(fn, "more than 2^31 - 1 elements in " + dims(n, c, h, w)));
   *d = {true, dataType, n, c, h, w};
   return CUDNN_STATUS_SUCCESS;
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "kernels/cuda/conv2d_direct.h"
 #include "core/tensor.h"
 
 namespace fragile {
@@ -413,6 +414,20 @@ TEST(ConvPoolKernels, MaxPoolScatterRejectsBadIndices) {
   }
   Tensor gathered = Tensor::empty({1, 1, 1, 2}, DType::Float64);
   EXPECT_THROW(cpu_backend().max_pool2d_gather(out, idx, gathered), Error);
+}
+
+// The CUDA backend sends convolutions with a tensor cuDNN cannot describe (more than 2^31 - 1
+// elements) to its direct kernels instead of failing (kernels/cuda/conv2d.cu).
+TEST(ConvPoolKernels, CudnnDescribesAtMostTwoGigaElements) {
+  EXPECT_TRUE(cuda::cudnn_can_describe({64, 96, 111, 111}));  // SqueezeNet conv1, batch 64
+  EXPECT_TRUE(cuda::cudnn_can_describe({1, 1, 1, 0x7fffffff}));
+  EXPECT_FALSE(cuda::cudnn_can_describe({2, 1, 1, 0x40000000}));  // 2^31
+  // SqueezeNet's first activation for 1815 and 1816 images: 2.147e9 elements either side of
+  // the limit (a chunk of 16 IG points crosses it at 114 photos).
+  EXPECT_TRUE(cuda::cudnn_can_describe({1815, 96, 111, 111}));
+  EXPECT_FALSE(cuda::cudnn_can_describe({1816, 96, 111, 111}));
+  EXPECT_FALSE(cuda::cudnn_can_describe({0x7fffffff, 0x7fffffff, 0x7fffffff, 2}));  // no overflow
+  EXPECT_TRUE(cuda::cudnn_can_describe({0, 96, 111, 111}));
 }
 
 TEST(ConvPoolKernels, AvgPoolMatchesNaive) {
