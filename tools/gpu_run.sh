@@ -52,7 +52,17 @@ for stage in $STAGES; do
     tests)
       .gpu/bin/fragile_gpu_tests --gtest_output="json:$OUT/gpu_tests.json" 2>&1 |
         tee "$OUT/gpu_tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |^\[==========\]|Failure|error"
-      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+      if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+        status=1
+        # Again with every kernel checked where it runs (FRAGILE_CUDA_SYNC=1), so an
+        # asynchronous fault names its own kernel: the failed tests, or all when it crashed.
+        failed=$(sed -n 's/^\[  FAILED  \] \([A-Za-z0-9_/.]*\).*/\1/p' "$OUT/gpu_tests.log" |
+                 grep -v '^[0-9]*$' | sort -u | paste -sd: -)
+        echo "== tests again with FRAGILE_CUDA_SYNC=1: ${failed:-all}"
+        FRAGILE_CUDA_SYNC=1 timeout 240 .gpu/bin/fragile_gpu_tests ${failed:+--gtest_filter="$failed"} \
+          > "$OUT/gpu_tests_sync.log" 2>&1
+        grep -E "^\[  FAILED  \]|Failure|error" "$OUT/gpu_tests_sync.log" | head -40
+      fi ;;
     compare)
       PYTHONUNBUFFERED=1 $PYTHON "$ROOT/bench/compare_pytorch.py" --device cuda \
         --fragile-bench "$ROOT/.gpu/bin/fragile_bench" 2>&1 | tee "$OUT/compare.txt"

@@ -4,7 +4,10 @@
 #include "kernels/cuda/context.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <mutex>
+#include <string>
 
 #include "kernels/cuda/check.h"
 
@@ -64,6 +67,17 @@ int64_t grid_for(int64_t n, int threads) {
 }
 
 void synchronize() { FRAGILE_CUDA_CHECK(cudaStreamSynchronize(stream())); }
+
+namespace {
+bool sync_from_environment() {
+  const char* v = std::getenv("FRAGILE_CUDA_SYNC");
+  return v != nullptr && v[0] != '\0' && std::string(v) != "0";
+}
+std::atomic<bool> g_sync_after_each_launch{sync_from_environment()};
+}  // namespace
+
+bool sync_after_each_launch() { return g_sync_after_each_launch.load(std::memory_order_relaxed); }
+void set_sync_after_each_launch(bool on) { g_sync_after_each_launch.store(on); }
 
 bool capturing() {
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;

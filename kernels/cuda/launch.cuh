@@ -41,8 +41,23 @@ class Launch {
     kernel_<<<grid_, block_, 0, stream()>>>(std::forward<A>(args)...);
 #endif
     const cudaError_t status = cudaGetLastError();
-    if (status != cudaSuccess)
-      detail::throw_cuda_error(status, "kernel launch", where_.file_name(), where_.line());
+    if (status != cudaSuccess) {
+      // A launch's own errors (shape, resources, no image for this GPU) are its own; any other
+      // error is sticky and may come from an earlier kernel still running asynchronously.
+      const bool own = status == cudaErrorInvalidConfiguration ||
+                       status == cudaErrorInvalidValue;
+      detail::throw_cuda_error(status,
+                               own ? "kernel launch"
+                                   : "kernel launch (the error may be an earlier kernel's: "
+                                     "FRAGILE_CUDA_SYNC=1 checks each kernel where it runs)",
+                               where_.file_name(), where_.line());
+    }
+    if (sync_after_each_launch() && !capturing()) {
+      const cudaError_t done = cudaStreamSynchronize(stream());
+      if (done != cudaSuccess)
+        detail::throw_cuda_error(done, "kernel (FRAGILE_CUDA_SYNC=1)", where_.file_name(),
+                                 where_.line());
+    }
   }
 
  private:

@@ -283,6 +283,29 @@ TEST(CudaSimulator, SynchronisingWhileCapturingSpoilsTheCapture) {
   (void)cudaGetLastError();
 }
 
+// FRAGILE_CUDA_SYNC=1 (cuda::set_sync_after_each_launch): eager launches wait for their
+// kernel, launches being recorded do not (a synchronisation would spoil the capture).
+TEST(CudaSimulator, SyncAfterEachLaunchLeavesCapturesAlone) {
+  const bool before = cuda::sync_after_each_launch();
+  cuda::set_sync_after_each_launch(true);
+  Tensor out = Tensor::empty({32}, DType::Float64, Device::CUDA);
+  cuda::launch(fill_index, 1, 32)(out.data<double>());
+  EXPECT_EQ(download(out)[7], 7.0);
+  cuda_backend().fill(out, -1.0);
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamBeginCapture(cuda::stream(), cudaStreamCaptureModeRelaxed), cudaSuccess);
+  cuda::launch(fill_index, 1, 32)(out.data<double>());
+  EXPECT_EQ(cudaStreamEndCapture(cuda::stream(), &graph), cudaSuccess);
+  ASSERT_NE(graph, nullptr);
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  ASSERT_EQ(cudaGraphLaunch(exec, cuda::stream()), cudaSuccess);
+  EXPECT_EQ(download(out)[7], 7.0);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cuda::set_sync_after_each_launch(before);
+}
+
 // ---- cuDNN refusals: fragile's own convolution kernels ------------------------------------
 
 // With cuDNN refusing (no algorithm, or refusing at execution), kernels/cuda/conv2d.cu falls
