@@ -34,9 +34,9 @@ void MethodOptions::add_to(CLI::App& app) {
   app.add_option("--ig-steps", ig_steps, "integrated gradients: M interpolation points")
       ->capture_default_str();
   app.add_option("--ig-batch", ig_batch,
-                 "IG and SmoothGrad: points evaluated per chunk; attacks keep one chunk's "
-                 "double-backward graph at a time (memory ~ this, not M), unless it covers "
-                 "all the points (faster, memory ~ M)")
+                 "IG and SmoothGrad: points evaluated per chunk; attacks hold one chunk's "
+                 "double-backward graph at a time (memory ~ this, not M) unless one chunk "
+                 "covers all the points")
       ->capture_default_str();
   app.add_option("--smoothgrad-samples", smoothgrad_samples, "SmoothGrad: noise samples")
       ->capture_default_str();
