@@ -161,11 +161,25 @@ std::vector<std::string> method_names() {
 
 namespace {
 
+// SmoothGrad's standard normal draws, one per sample, in order, image n's from its own stream
+// (seed, first_image + n), on x's device: [k] tensors shaped like x.
+std::vector<Tensor> smoothgrad_units(const Options& o, const Tensor& x) {
+  ImageStreams streams(o.seed, o.first_image, x.size(0));
+  std::vector<Tensor> units;
+  for (int64_t i = 0; i < o.smoothgrad_samples; ++i) {
+    units.push_back(on_device(streams.randn(x.shape(), x.dtype()), x));
+  }
+  return units;
+}
+
 // attribute(), restricted for IG and SmoothGrad to the points in `range` (the map's share
 // from those points: the shares of disjoint ranges add up to the map). Other methods ignore it.
+// `units`: SmoothGrad's draws (smoothgrad_units) when the caller already has them, so that the
+// chunks of one map do not draw them again; null: drawn here.
 Tensor attribute_points(const nn::Session& model, const Tensor& x,
                         const std::vector<int64_t>& classes, Method method, const Options& o,
-                        bool create_graph, PointRange range) {
+                        bool create_graph, PointRange range,
+                        const std::vector<Tensor>* units = nullptr) {
   FRAGILE_CHECK(x.defined() && x.dim() >= 2 && is_floating(x.dtype()),
                 "attribute: x must be a float tensor [N, ...]");
   const int64_t n = x.size(0);
@@ -212,13 +226,14 @@ Tensor attribute_points(const nn::Session& model, const Tensor& x,
       for (int64_t d = 1; d < x.dim(); ++d) rest.push_back(d);
       const Tensor spread = add(amax(x, rest, true), amax(neg(x), rest, true));
       const Tensor sigma = mul(spread, o.smoothgrad_sigma);
-      // The streams are drawn in order up to the last sample of `range`; only its samples are
-      // scaled and used.
-      ImageStreams streams(o.seed, o.first_image, x.size(0));
-      std::vector<Tensor> noise(k);
-      for (int64_t i = 0; i < std::min(k, range.end); ++i) {
-        const Tensor unit = streams.randn(x.shape(), x.dtype());
-        if (i >= range.begin) noise[i] = mul(on_device(unit, x), sigma);
+      std::vector<Tensor> drawn;
+      if (!units) drawn = smoothgrad_units(o, x);
+      const std::vector<Tensor>& unit = units ? *units : drawn;
+      FRAGILE_CHECK(static_cast<int64_t>(unit.size()) == k, "smoothgrad: ", unit.size(),
+                    " noise draws for ", k, " samples");
+      std::vector<Tensor> noise(k);  // only the samples of `range` are used
+      for (int64_t i = range.begin; i < std::min(k, range.end); ++i) {
+        noise[i] = mul(unit[i], sigma);
       }
       Tensor total = summed_gradients(
           scores, k, o.ig_batch, classes, [&](int64_t i) { return add(x, noise[i]); }, create_graph,
@@ -269,10 +284,6 @@ int64_t point_count(Method method, const Options& o) {
   }
 }
 
-Tensor zeros_if_unused(const Tensor& g, const Tensor& like) {
-  return g.defined() ? g : Tensor::zeros(like.shape(), like.dtype(), like.device());
-}
-
 }  // namespace
 
 Tensor attribute(const nn::Session& model, const Tensor& x, const std::vector<int64_t>& classes,
@@ -284,15 +295,17 @@ AttributionLossGradient gradient_of_attribution_loss(const nn::Session& model, c
                                                      const std::vector<int64_t>& classes,
                                                      Method method, const Options& o,
                                                      const AttributionLoss& loss) {
+  FRAGILE_CHECK(o.ig_batch >= 1, "attribute: ig_batch must be >= 1, got ", o.ig_batch);
   EnableGradGuard grad_on;
   Tensor xin = x.detach();
   xin.set_requires_grad(true);
   AttributionLossGradient out;
   const int64_t count = point_count(method, o);
+  // (grad with allow_unused gives zeros for an input the loss does not reach.)
   if (count <= o.ig_batch) {
     // One chunk: differentiate the map directly.
     const Tensor a = attribute(model, xin, classes, method, o, true);
-    out.grad = zeros_if_unused(grad({sum(loss(a))}, {xin}, {}, false, true)[0], x);
+    out.grad = grad({sum(loss(a))}, {xin}, {}, false, true)[0];
     out.attribution = a.detach();
     return out;
   }
@@ -302,15 +315,19 @@ AttributionLossGradient gradient_of_attribution_loss(const nn::Session& model, c
   // alive at a time); u = dloss/dmap at it; then each chunk's share of the map recomputed with
   // history and differentiated against u, sum_c d<u, share_c>/dx = d loss/dx, its graph freed
   // before the next chunk. The price is one extra first-order pass over the points.
-  out.attribution = attribute(model, xin.detach(), classes, method, o, false).detach();
+  std::vector<Tensor> units;
+  if (method == Method::SmoothGrad) units = smoothgrad_units(o, x);
+  const std::vector<Tensor>* drawn = units.empty() ? nullptr : &units;
+  out.attribution =
+      attribute_points(model, xin.detach(), classes, method, o, false, {}, drawn).detach();
   Tensor leaf = out.attribution.detach();
   leaf.set_requires_grad(true);
-  const Tensor u = zeros_if_unused(grad({sum(loss(leaf))}, {leaf}, {}, false, true)[0], leaf);
+  const Tensor u = grad({sum(loss(leaf))}, {leaf}, {}, false, true)[0];
   Tensor total;
   for (int64_t b = 0; b < count; b += o.ig_batch) {
     const Tensor share =
-        attribute_points(model, xin, classes, method, o, true, {b, b + o.ig_batch});
-    const Tensor g = zeros_if_unused(grad({sum(mul(share, u))}, {xin}, {}, false, true)[0], x);
+        attribute_points(model, xin, classes, method, o, true, {b, b + o.ig_batch}, drawn);
+    const Tensor g = grad({sum(mul(share, u))}, {xin}, {}, false, true)[0];
     total = total.defined() ? add(total, g) : g;
   }
   out.grad = total;
