@@ -71,7 +71,7 @@ void synchronize() { FRAGILE_CUDA_CHECK(cudaStreamSynchronize(stream())); }
 namespace {
 bool sync_from_environment() {
   const char* v = std::getenv("FRAGILE_CUDA_SYNC");
-  return v != nullptr && v[0] != '\0' && std::string(v) != "0";
+  return v != nullptr && std::string(v) == "1";
 }
 std::atomic<bool> g_sync_after_each_launch{sync_from_environment()};
 }  // namespace

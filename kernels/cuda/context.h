@@ -39,7 +39,9 @@ bool capturing();
 // Debugging a fault: kernels run asynchronously, so an illegal address or a trap is reported
 // by whichever CUDA call comes next, often another kernel's launch. With FRAGILE_CUDA_SYNC=1
 // in the environment (or set_sync_after_each_launch(true)) every launch outside graph capture
-// waits for its kernel and reports the failure at that kernel's file:line. Slow: off by default.
+// waits for the work before it and then for its kernel, and reports a failure at that launch's
+// file:line, saying which of the two failed (work before a kernel: a cuBLAS/cuDNN call or a
+// copy). Slow: off by default.
 bool sync_after_each_launch();
 void set_sync_after_each_launch(bool on);
 

@@ -35,6 +35,10 @@ class Launch {
 
   template <class... A>
   void operator()(A&&... args) const {
+    // FRAGILE_CUDA_SYNC=1 waits before the launch too: a failure there belongs to the work
+    // queued before it (a cuBLAS/cuDNN call or a copy), not to this kernel.
+    const bool sync = sync_after_each_launch() && !capturing();
+    if (sync) wait("CUDA work queued before this kernel (a cuBLAS/cuDNN call or a copy)");
 #if defined(FRAGILE_CUDA_SIM)
     fragile_sim::launch(kernel_, grid_, block_, stream(), where_, std::forward<A>(args)...);
 #else
@@ -42,25 +46,26 @@ class Launch {
 #endif
     const cudaError_t status = cudaGetLastError();
     if (status != cudaSuccess) {
-      // A launch's own errors (shape, resources, no image for this GPU) are its own; any other
-      // error is sticky and may come from an earlier kernel still running asynchronously.
+      // A bad launch shape or argument is this launch's own error; any other error is sticky
+      // and may come from earlier work still running asynchronously.
       const bool own = status == cudaErrorInvalidConfiguration ||
                        status == cudaErrorInvalidValue;
       detail::throw_cuda_error(status,
                                own ? "kernel launch"
-                                   : "kernel launch (the error may be an earlier kernel's: "
+                                   : "kernel launch (the error may be earlier work's: "
                                      "FRAGILE_CUDA_SYNC=1 checks each kernel where it runs)",
                                where_.file_name(), where_.line());
     }
-    if (sync_after_each_launch() && !capturing()) {
-      const cudaError_t done = cudaStreamSynchronize(stream());
-      if (done != cudaSuccess)
-        detail::throw_cuda_error(done, "kernel (FRAGILE_CUDA_SYNC=1)", where_.file_name(),
-                                 where_.line());
-    }
+    if (sync) wait("kernel (FRAGILE_CUDA_SYNC=1)");
   }
 
  private:
+  void wait(const char* what) const {
+    const cudaError_t done = cudaStreamSynchronize(stream());
+    if (done != cudaSuccess)
+      detail::throw_cuda_error(done, what, where_.file_name(), where_.line());
+  }
+
   void (*kernel_)(P...);
   dim3 grid_, block_;
   std::source_location where_;
