@@ -27,7 +27,9 @@ namespace fragile {
 
 struct MaxPoolDecision {
   Tensor input;    // the pooled input, detached (kept so that a caller can inspect the ties)
-  Tensor indices;  // int64, the winners: flat h * W + w in the input plane
+  // int64, the winners: flat h * W + w in the input plane, each inside its own window (as
+  // max_pool2d makes them; the backward relies on it: the CPU refuses others, CUDA drops them)
+  Tensor indices;
   Pool2dParams params;
 };
 

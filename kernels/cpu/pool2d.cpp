@@ -107,8 +107,6 @@ void max_pool_impl(const Tensor& x_in, Tensor& out, Tensor& indices, const PoolG
   }
 }
 
-// out [N, C, H, W] = 0; out.plane[idx] += grad for each pooled position. Returns false when
-// an index lies outside its plane (checked after the parallel loop: no throwing inside it).
 // Whether flat index k of the input plane lies in pooled element (oh, ow)'s window. The CUDA
 // scatter sums each pixel over the windows that cover it, so an index outside its window would
 // be dropped there: the reference refuses it.
@@ -117,6 +115,9 @@ bool in_window(int64_t k, int64_t oh, int64_t ow, const PoolGeom& g) {
   return h >= h0 && h < h0 + g.KH && w >= w0 && w < w0 + g.KW;
 }
 
+// out [N, C, H, W] = 0; out.plane[idx] += grad for each pooled position, in ascending
+// position. Returns false when an index lies outside its plane or its window (checked after the
+// parallel loop: no throwing inside it).
 template <typename T>
 bool scatter_impl(const Tensor& grad_in, const Tensor& idx_in, Tensor& out, const PoolGeom& g) {
   const Tensor grad = contiguous(grad_in), idx = contiguous(idx_in);

@@ -151,12 +151,7 @@ void CudaBackend::max_pool2d_scatter(const Tensor& grad_in, const Tensor& indice
   check_plane_pair(out, grad_in, indices_in, "cuda max_pool2d_scatter");
   const PoolGeom g = make_pool_geom(out.shape(), grad_in.shape(), p, "cuda max_pool2d_scatter");
   const int64_t total = out.numel();
-  if (total == 0) return;
-  if (grad_in.numel() == 0) {  // no windows: nothing covers any pixel
-    FRAGILE_CUDA_CHECK(
-        cudaMemsetAsync(out.raw_data(), 0, total * dtype_size(out.dtype()), stream()));
-    return;
-  }
+  if (total == 0) return;  // (a non-empty input always has at least one window)
   const Tensor grad = contiguous(grad_in), indices = contiguous(indices_in);
   FRAGILE_DISPATCH_FLOAT(out.dtype(), "cuda max_pool2d_scatter", [&] {
     launch(scatter_kernel<scalar_t>, grid_for(total, kThreads), kThreads)(

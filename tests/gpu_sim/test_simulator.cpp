@@ -285,9 +285,14 @@ TEST(CudaSimulator, SynchronisingWhileCapturingSpoilsTheCapture) {
 
 // FRAGILE_CUDA_SYNC=1 (cuda::set_sync_after_each_launch): eager launches wait for their
 // kernel, launches being recorded do not (a synchronisation would spoil the capture).
-TEST(CudaSimulator, SyncAfterEachLaunchLeavesCapturesAlone) {
+struct SyncAfterEachLaunch {
   const bool before = cuda::sync_after_each_launch();
-  cuda::set_sync_after_each_launch(true);
+  SyncAfterEachLaunch() { cuda::set_sync_after_each_launch(true); }
+  ~SyncAfterEachLaunch() { cuda::set_sync_after_each_launch(before); }
+};
+
+TEST(CudaSimulator, SyncAfterEachLaunchLeavesCapturesAlone) {
+  const SyncAfterEachLaunch on;
   Tensor out = Tensor::empty({32}, DType::Float64, Device::CUDA);
   cuda::launch(fill_index, 1, 32)(out.data<double>());
   EXPECT_EQ(download(out)[7], 7.0);
@@ -303,7 +308,19 @@ TEST(CudaSimulator, SyncAfterEachLaunchLeavesCapturesAlone) {
   EXPECT_EQ(download(out)[7], 7.0);
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
-  cuda::set_sync_after_each_launch(before);
+}
+
+// cuDNN's descriptors hold at most 2^31 - 1 elements; kernels/cuda/conv2d.cu sends larger
+// problems to its direct kernels rather than asking.
+TEST(CudaSimulator, TensorDescriptorsRefuseMoreThanTwoGigaElements) {
+  cudnnTensorDescriptor_t d = nullptr;
+  ASSERT_EQ(cudnnCreateTensorDescriptor(&d), CUDNN_STATUS_SUCCESS);
+  EXPECT_EQ(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1815, 96, 111, 111),
+            CUDNN_STATUS_SUCCESS);
+  EXPECT_EQ(CUDNN_STATUS_CATEGORY(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW,
+                                                             CUDNN_DATA_FLOAT, 1816, 96, 111, 111)),
+            CUDNN_STATUS_NOT_SUPPORTED);
+  cudnnDestroyTensorDescriptor(d);
 }
 
 // ---- cuDNN refusals: fragile's own convolution kernels ------------------------------------
