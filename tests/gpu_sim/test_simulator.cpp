@@ -4,8 +4,10 @@
 // to fire here, on small kernels written for the purpose.
 #include <gtest/gtest.h>
 
+#include <cfenv>
 #include <cmath>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -133,6 +135,23 @@ __global__ void outside_mask(double* out) {
   if (threadIdx.x < 16) out[threadIdx.x] = __shfl_down_sync(0x0000ffffu, 1.0, 8);
 }
 
+// Thread 33 fails between two barriers of a block that runs as fibers.
+__global__ void throws_between_barriers(double* out) {
+  __syncthreads();
+  if (threadIdx.x == 33) throw std::runtime_error("thread 33 gave up");
+  __syncthreads();
+  out[threadIdx.x] = 1.0;
+}
+
+// Thread 0 rounds upwards from its first instruction to its last; every other thread keeps
+// the default. Each writes 1 + 2^-60 rounded after a barrier (so the fibers interleave).
+__global__ void own_rounding_mode(double* out) {
+  if (threadIdx.x == 0) std::fesetround(FE_UPWARD);
+  volatile double tiny = std::ldexp(1.0, -60);
+  __syncthreads();
+  out[threadIdx.x] = 1.0 + tiny;
+}
+
 __global__ void fill_index(double* out) {
   out[blockIdx.x * blockDim.x + threadIdx.x] = blockIdx.x * blockDim.x + threadIdx.x;
 }
@@ -218,6 +237,32 @@ TEST(CudaSimulator, UndefinedReadsAreNaN) {
   cuda::launch(outside_mask, 1, 32)(out.data<double>());
   const std::vector<double> v = download(out);
   for (int t = 0; t < 16; ++t) EXPECT_EQ(std::isnan(v[t]), t >= 8) << "lane " << t;
+}
+
+// A simulated thread that throws ends its launch with that error; the fibers (and their
+// stacks, reused by the next block) are left in order for the next launch.
+TEST(CudaSimulator, AnErrorInsideAFiberEndsTheLaunchCleanly) {
+  Tensor out = Tensor::empty({64}, DType::Float64, Device::CUDA);
+  expect_error([&] { cuda::launch(throws_between_barriers, 2, 64)(out.data<double>()); },
+               "thread 33 gave up");
+  std::vector<double> in(128);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = double(i);
+  const Tensor d_in = upload(in);
+  Tensor sums = Tensor::empty({2}, DType::Float64, Device::CUDA);
+  cuda::launch(block_sums, 2, 64)(d_in.data<double>(), sums.data<double>());
+  EXPECT_EQ(download(sums), (std::vector<double>{2016.0, 6112.0}));
+}
+
+// Each fiber keeps its own floating-point control state (x87 control word, MXCSR) across
+// switches, and the launching thread gets its own back.
+TEST(CudaSimulator, FibersKeepTheirOwnRoundingMode) {
+  ASSERT_EQ(std::fegetround(), FE_TONEAREST);
+  Tensor out = Tensor::empty({64}, DType::Float64, Device::CUDA);
+  cuda::launch(own_rounding_mode, 1, 64)(out.data<double>());
+  EXPECT_EQ(std::fegetround(), FE_TONEAREST);
+  const std::vector<double> v = download(out);
+  EXPECT_EQ(v[0], std::nextafter(1.0, 2.0));
+  for (int t = 1; t < 64; ++t) EXPECT_EQ(v[t], 1.0) << "thread " << t;
 }
 
 TEST(CudaSimulator, HostPointerArgumentIsRefused) {
