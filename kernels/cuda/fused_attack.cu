@@ -69,18 +69,19 @@ __device__ void block_sum(double* vals, int count, double (*shared)[kWarps]) {
   }
 }
 
-// Pass 1: block (b, n) covers pixels b, b + B, ... of image n (stride B * blockDim) and writes
-// partial[n][b] = (sum a w_0, ..., sum a w_{K-1}, sum a).
+// Pass 1: block (n, b) covers pixels b, b + B, ... of image n (stride B * blockDim) and writes
+// partial[n][b] = (sum a w_0, ..., sum a w_{K-1}, sum a). Images are on grid.x (up to 2^31 - 1)
+// because grid.y stops at 65535; B is a few hundred at most.
 template <class T>
 __global__ void saliency_moments_partial(const T* a, const T* w, int64_t channels, int64_t hw,
                                          int k, int64_t w_image_stride, double* partial) {
   FRAGILE_SHARED(double, shared, [kMaxMoments + 1][kWarps]);
-  const int64_t img = blockIdx.y;
+  const int64_t img = blockIdx.x;
   const T* ai = a + img * channels * hw;
   const T* wi = w + img * w_image_stride;
   double acc[kMaxMoments + 1] = {};
-  for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < hw;
-       j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  for (int64_t j = blockIdx.y * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < hw;
+       j += static_cast<int64_t>(gridDim.y) * blockDim.x) {
     double s = 0.0;
     for (int64_t c = 0; c < channels; ++c) s += fabs(static_cast<double>(ai[c * hw + j]));
     for (int q = 0; q < k; ++q) acc[q] += s * static_cast<double>(wi[q * hw + j]);
@@ -88,7 +89,7 @@ __global__ void saliency_moments_partial(const T* a, const T* w, int64_t channel
   }
   block_sum(acc, k + 1, shared);
   if (threadIdx.x == 0) {
-    double* out = partial + (img * gridDim.x + blockIdx.x) * (k + 1);
+    double* out = partial + (img * gridDim.y + blockIdx.y) * (k + 1);
     for (int q = 0; q <= k; ++q) out[q] = acc[q];
   }
 }
@@ -163,6 +164,7 @@ void CudaBackend::saliency_moments(const Tensor& a_in, const Tensor& w_in, Tenso
   const int64_t n = a_in.size(0), channels = a_in.size(1), hw = a_in.size(2) * a_in.size(3);
   const int k = static_cast<int>(w_in.size(1));
   check_moment_count(k, what);
+  FRAGILE_CHECK(n <= 0x7fffffff, what, ": ", n, " images; a grid holds at most 2^31 - 1");
   if (n == 0) return;
   const Tensor a = contiguous(a_in), w = contiguous(w_in);
   // Enough blocks per image to fill the SMs a few times over at batch 1; at most one per
@@ -173,7 +175,7 @@ void CudaBackend::saliency_moments(const Tensor& a_in, const Tensor& w_in, Tenso
   const int64_t w_stride = w_in.size(0) == 1 ? 0 : k * hw;
   FRAGILE_DISPATCH_FLOAT(out.dtype(), what, [&] {
     using T = scalar_t;
-    const dim3 grid(static_cast<unsigned>(per_image), static_cast<unsigned>(n));
+    const dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>(per_image));
     launch(saliency_moments_partial<T>, grid, kBlock)(
         a.data<T>(), w.data<T>(), channels, hw, k, w_stride, partial.data<double>());
     launch(saliency_moments_finish<T>, static_cast<unsigned>(n), kBlock)(

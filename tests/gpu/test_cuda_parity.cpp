@@ -600,6 +600,21 @@ TEST_P(CudaParity, FusedSaliencyMoments) {
   }
 }
 
+// More images than a grid's y dimension holds (65535): the moments kernel puts images on
+// grid.x. Tiny 1x1x2x2 maps; one dtype, since the launch geometry does not depend on it.
+TEST(CudaKernelGeometry, SaliencyMomentsOfMoreImagesThanGridYHolds) {
+  FRAGILE_REQUIRE_CUDA_DEVICE();
+  const int64_t n = 65536 + 7;
+  std::mt19937_64 rng(99);
+  Pair a = randn({n, 1, 2, 2}, DType::Float32, rng);
+  Pair w = uniform({n, 1, 2, 2}, 0.0, 1.0, DType::Float32, rng);
+  Tensor ref = Tensor::empty({n, 2}, DType::Float32);
+  Tensor out = Tensor::empty({n, 2}, DType::Float32, Device::CUDA);
+  cpu().saliency_moments(a.h, w.h, ref);
+  gpu().saliency_moments(a.d, w.d, out);
+  expect_close(out, ref, tol(DType::Float32, 10.0), "saliency moments of 65543 images");
+}
+
 // Softmax and log_softmax forward and backward for each kernel layout: short contiguous rows
 // (one warp per row), long rows (one block per row: 1000 ImageNet classes, 5000), rows over
 // a middle dim and over dim 0 (strided columns), plus huge logits (the max shift).
