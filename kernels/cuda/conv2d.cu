@@ -12,9 +12,13 @@
 // attacks), workspace <= kMaxWorkspace. The choice is cached per geometry. Workspace comes
 // from the caching allocator, so repeated calls cost no cudaMalloc.
 //
+// Too large for one call: a tensor with more elements than a cuDNN descriptor holds (2^31 - 1)
+// is split along the batch into calls that fit; backward-filter sums the pieces' gradients.
+//
 // Fallback: when cuDNN has no usable algorithm for a configuration (or reports
-// NOT_SUPPORTED when run, or a tensor has more elements than a cuDNN descriptor can hold), the
+// NOT_SUPPORTED when run, or one image or the filter alone is too large to describe), the
 // direct kernels of conv2d_direct.cu compute the same result.
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <string>
@@ -249,6 +253,22 @@ bool cudnn_can_describe_all(const Tensor& x, const Tensor& w, const Tensor& y) {
          cudnn_can_describe(y.shape());
 }
 
+// For a problem too large for one cuDNN call: how many images each call takes so that the
+// image-side tensors (x and y, [N, ...]) fit a descriptor. 0 when even one image, or the
+// filter, does not fit.
+int64_t images_per_cudnn_call(const Tensor& x, const Tensor& w, const Tensor& y) {
+  if (!cudnn_can_describe(w.shape())) return 0;
+  const int64_t per_image = std::max(x.numel() / x.size(0), y.numel() / y.size(0));
+  return cudnn_tensor_element_limit.load(std::memory_order_relaxed) / per_image;
+}
+
+// Images [begin, begin + count) of a [N, ...] tensor, as a view (contiguous if t is).
+Tensor batch_slice(const Tensor& t, int64_t begin, int64_t count) {
+  Shape shape = t.shape();
+  shape[0] = count;
+  return make_view(t, shape, t.strides(), t.offset() + begin * t.strides()[0]);
+}
+
 // alpha = 1, beta = 0 in the compute type: float for float32, double for float64.
 struct Scale {
   float f1 = 1.0f, f0 = 0.0f;
@@ -268,7 +288,16 @@ void CudaBackend::conv2d(const Tensor& x_in, const Tensor& w_in, Tensor& out,
   if (out.numel() == 0) return;
   if (empty_problem(x_in, w_in, out)) return fill(out, 0.0);
   const Tensor x = contiguous(x_in), w = contiguous(w_in);
-  if (!cudnn_can_describe_all(x, w, out)) return conv2d_direct_forward(x, w, out, p);
+  if (!cudnn_can_describe_all(x, w, out)) {
+    const int64_t step = images_per_cudnn_call(x, w, out);
+    if (step == 0) return conv2d_direct_forward(x, w, out, p);
+    for (int64_t i = 0; i < x.size(0); i += step) {
+      const int64_t n = std::min(step, x.size(0) - i);
+      Tensor out_i = batch_slice(out, i, n);
+      conv2d(batch_slice(x, i, n), w, out_i, p);
+    }
+    return;
+  }
   const DType dt = x.dtype();
   const Descs d(x.shape(), w.shape(), out.shape(), p, dt);
   const Choice c = choose(Kind::Forward, dt, x.shape(), w.shape(), out.shape(), p, d);
@@ -293,7 +322,16 @@ void CudaBackend::conv2d_backward_input(const Tensor& grad_in, const Tensor& w_i
   if (out.numel() == 0) return;
   if (empty_problem(out, w_in, grad_in)) return fill(out, 0.0);
   const Tensor grad = contiguous(grad_in), w = contiguous(w_in);
-  if (!cudnn_can_describe_all(out, w, grad)) return conv2d_direct_backward_input(grad, w, out, p);
+  if (!cudnn_can_describe_all(out, w, grad)) {
+    const int64_t step = images_per_cudnn_call(out, w, grad);
+    if (step == 0) return conv2d_direct_backward_input(grad, w, out, p);
+    for (int64_t i = 0; i < out.size(0); i += step) {
+      const int64_t n = std::min(step, out.size(0) - i);
+      Tensor out_i = batch_slice(out, i, n);
+      conv2d_backward_input(batch_slice(grad, i, n), w, out_i, p);
+    }
+    return;
+  }
   const DType dt = out.dtype();
   const Descs d(out.shape(), w.shape(), grad.shape(), p, dt);
   const Choice c = choose(Kind::BackwardData, dt, out.shape(), w.shape(), grad.shape(), p, d);
@@ -318,7 +356,24 @@ void CudaBackend::conv2d_backward_weight(const Tensor& x_in, const Tensor& grad_
   if (out.numel() == 0) return;
   if (empty_problem(x_in, out, grad_in)) return fill(out, 0.0);
   const Tensor x = contiguous(x_in), grad = contiguous(grad_in);
-  if (!cudnn_can_describe_all(x, out, grad)) return conv2d_direct_backward_weight(x, grad, out, p);
+  if (!cudnn_can_describe_all(x, out, grad)) {
+    const int64_t step = images_per_cudnn_call(x, out, grad);
+    if (step == 0) return conv2d_direct_backward_weight(x, grad, out, p);
+    // The weight gradient sums over images: the first piece writes out, each later one is
+    // computed aside and added, in batch order (deterministic).
+    Tensor piece;
+    for (int64_t i = 0; i < x.size(0); i += step) {
+      const int64_t n = std::min(step, x.size(0) - i);
+      if (i == 0) {
+        conv2d_backward_weight(batch_slice(x, i, n), batch_slice(grad, i, n), out, p);
+        continue;
+      }
+      if (!piece.defined()) piece = empty_device(out.shape(), out.dtype());
+      conv2d_backward_weight(batch_slice(x, i, n), batch_slice(grad, i, n), piece, p);
+      binary(BinaryOp::Add, out, piece, out, {});
+    }
+    return;
+  }
   const DType dt = out.dtype();
   const Descs d(x.shape(), out.shape(), grad.shape(), p, dt);
   const Choice c = choose(Kind::BackwardFilter, dt, x.shape(), out.shape(), grad.shape(), p, d);

@@ -9,6 +9,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/backend.h"
@@ -16,6 +17,7 @@
 #include "core/tensor.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/context.h"
+#include "kernels/cuda/conv2d_direct.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda_sim/cudnn_api.h"
 #include "kernels/cuda_sim/sim.h"
@@ -355,8 +357,8 @@ TEST(CudaSimulator, SyncAfterEachLaunchLeavesCapturesAlone) {
   cudaGraphDestroy(graph);
 }
 
-// cuDNN's descriptors hold at most 2^31 - 1 elements; kernels/cuda/conv2d.cu sends larger
-// problems to its direct kernels rather than asking.
+// cuDNN's descriptors hold at most 2^31 - 1 elements; kernels/cuda/conv2d.cu splits larger
+// problems (or sends them to its direct kernels) rather than asking.
 TEST(CudaSimulator, TensorDescriptorsRefuseMoreThanTwoGigaElements) {
   cudnnTensorDescriptor_t d = nullptr;
   ASSERT_EQ(cudnnCreateTensorDescriptor(&d), CUDNN_STATUS_SUCCESS);
@@ -428,6 +430,62 @@ TEST(CudaSimulator, DirectConvolutionsWhenCudnnHasNoAlgorithm) {
 
 TEST(CudaSimulator, DirectConvolutionsWhenCudnnRefusesAtExecution) {
   check_direct_convolutions(fragile_sim::CudnnMode::RefuseAtExecution, 6);
+}
+
+// A convolution whose tensors are too large for one cuDNN descriptor is split along the
+// batch into calls that fit (the weight gradient summed over them); only when one image is
+// too large do the direct kernels run. The limit (2^31 - 1 elements) is lowered here so that
+// small tensors exercise it: x is 288 elements per image, y 300.
+TEST(CudaSimulator, ConvolutionsTooLargeForCudnnAreSplitAlongTheBatch) {
+  struct Limit {
+    int64_t before = cuda::cudnn_tensor_element_limit.load();
+    explicit Limit(int64_t n) { cuda::cudnn_tensor_element_limit = n; }
+    ~Limit() { cuda::cudnn_tensor_element_limit = before; }
+  };
+  std::mt19937_64 rng(12);
+  Conv2dParams p;
+  p.stride = {2, 1};
+  p.padding = {1, 2};
+  p.dilation = {1, 2};
+  const Tensor x = Tensor::randn({7, 4, 9, 8}, rng, DType::Float64);
+  const Tensor w = Tensor::randn({6, 4, 3, 2}, rng, DType::Float64);
+  const Shape ys = {7, 6, 5, 10};
+  const Tensor gy = Tensor::randn(ys, rng, DType::Float64);
+  Tensor y_cpu = Tensor::empty(ys, DType::Float64);
+  Tensor gx_cpu = Tensor::empty(x.shape(), DType::Float64);
+  Tensor gw_cpu = Tensor::empty(w.shape(), DType::Float64);
+  cpu_backend().conv2d(x, w, y_cpu, p);
+  cpu_backend().conv2d_backward_input(gy, w, gx_cpu, p);
+  cpu_backend().conv2d_backward_weight(x, gy, gw_cpu, p);
+  auto dev = [](const Tensor& h) {
+    Tensor d = Tensor::empty(h.shape(), h.dtype(), Device::CUDA);
+    cuda_backend().copy(h, d);
+    return d;
+  };
+  const Tensor xd = dev(x), wd = dev(w), gyd = dev(gy);
+  // limit 700: two images per call, calls of 2, 2, 2 and 1 images; limit 250: not one image.
+  for (const auto& [limit, calls_each] : {std::pair<int64_t, int64_t>{700, 4}, {250, 0}}) {
+    SCOPED_TRACE("element limit " + std::to_string(limit));
+    const Limit lowered(limit);
+    const int64_t calls = fragile_sim::cudnn_calls();
+    Tensor y = Tensor::empty(ys, DType::Float64, Device::CUDA);
+    Tensor gx = Tensor::empty(x.shape(), DType::Float64, Device::CUDA);
+    Tensor gw = Tensor::empty(w.shape(), DType::Float64, Device::CUDA);
+    cuda_backend().conv2d(xd, wd, y, p);
+    cuda_backend().conv2d_backward_input(gyd, wd, gx, p);
+    cuda_backend().conv2d_backward_weight(xd, gyd, gw, p);
+    EXPECT_EQ(fragile_sim::cudnn_calls() - calls, 3 * calls_each);
+    const std::pair<const Tensor*, const Tensor*> pairs[] = {
+        {&y, &y_cpu}, {&gx, &gx_cpu}, {&gw, &gw_cpu}};
+    const char* names[] = {"forward", "backward input", "backward weight"};
+    for (int i = 0; i < 3; ++i) {
+      const std::vector<double> got = download(*pairs[i].first);
+      const std::vector<double> want = pairs[i].second->to_vector();
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t j = 0; j < got.size(); ++j)
+        ASSERT_NEAR(got[j], want[j], 1e-10 * (1 + std::abs(want[j]))) << names[i] << " at " << j;
+    }
+  }
 }
 
 }  // namespace

@@ -416,8 +416,9 @@ TEST(ConvPoolKernels, MaxPoolScatterRejectsBadIndices) {
   EXPECT_THROW(cpu_backend().max_pool2d_gather(out, idx, gathered), Error);
 }
 
-// The CUDA backend sends convolutions with a tensor cuDNN cannot describe (more than 2^31 - 1
-// elements) to its direct kernels instead of failing (kernels/cuda/conv2d.cu).
+// The CUDA backend splits convolutions with a tensor cuDNN cannot describe (more than 2^31 - 1
+// elements) along the batch, or sends them to its direct kernels when one image is too large,
+// instead of failing (kernels/cuda/conv2d.cu).
 TEST(ConvPoolKernels, CudnnDescribesAtMostTwoGigaElements) {
   EXPECT_TRUE(cuda::cudnn_can_describe({64, 96, 111, 111}));  // SqueezeNet conv1, batch 64
   EXPECT_TRUE(cuda::cudnn_can_describe({1, 1, 1, 0x7fffffff}));
