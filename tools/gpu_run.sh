@@ -8,9 +8,15 @@
 # Usage: bash tools/gpu_run.sh [tests] [compare] [bench] [ig-table]   (default: tests compare)
 #   bench:    fragile's cuda/ benchmarks alone (compare already runs them).
 #   ig-table: the attack table's integrated-gradients rows (tools/run_attack_table.sh -m ig on
-#             the GPU; IG_ITERS iterations, default 300, IG_EPS epsilons, default "1 2 4 8"):
-#             heavy, give it a call of its own. Writes attack_table_ig.md and the runs'
-#             result.json files (attack_table_ig_runs.tar.gz) to $OUT.
+#             the GPU; IG_ITERS iterations, default 300, IG_EPS epsilons, default "1 2 4 8",
+#             IG_ATTACKS, default "random topk center"; IG_BATCH points per chunk, default 100,
+#             i.e. the map differentiated in one pass, on a GPU of 100 GB or more, else
+#             fragile's). Heavy (12 runs of 4 photos x 300 iterations x 100 points): give it
+#             calls of its own. Runs go to out/attack_table_ig, so a call can resume one
+#             stopped at its limit when that folder is carried back; after each run the
+#             finished runs' result.json files are packed into $OUT/attack_table_ig_runs.tar.gz
+#             (extract it into out/attack_table_ig here), so they come back even then. Also
+#             writes attack_table_ig.md and attack_table_ig.log to $OUT.
 # PYTHON: the python with CUDA PyTorch (default python3).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -81,13 +87,28 @@ for stage in $STAGES; do
         --benchmark_out_format=json 2>&1 | tee "$OUT/bench_cuda.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     ig-table)
-      runs=/tmp/attack_table_ig
-      tools/run_attack_table.sh -m ig -p "${IG_ITERS:-300}" -e "${IG_EPS:-1 2 4 8}" -d cuda \
-        -F "$ROOT/.gpu/bin/fragile" -O "$runs" -o "$OUT/attack_table_ig.md" 2>&1 |
-        tee "$OUT/attack_table_ig.log"
-      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-      [ -d "$runs" ] && tar czf "$OUT/attack_table_ig_runs.tar.gz" -C "$runs" \
-        $(cd "$runs" && ls -d */result.json 2>/dev/null) ;;
+      runs=out/attack_table_ig
+      mkdir -p "$runs"
+      batch=${IG_BATCH:-}
+      if [ -z "$batch" ]; then
+        mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
+        [ "${mib:-0}" -ge 100000 ] && batch=100
+      fi
+      echo "   $(ls "$runs"/*/result.json 2>/dev/null | wc -l) finished runs carried;" \
+        "ig-batch ${batch:-fragile default}"
+      for eps in ${IG_EPS:-1 2 4 8}; do
+        for attack in ${IG_ATTACKS:-random topk center}; do
+          tools/run_attack_table.sh -m ig -p "${IG_ITERS:-300}" -e "$eps" -a "$attack" -d cuda \
+            ${batch:+-b "$batch"} -F "$ROOT/.gpu/bin/fragile" -O "$runs" \
+            -o "$OUT/attack_table_ig.md" 2>&1 | tee -a "$OUT/attack_table_ig.log"
+          [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+          done_runs=$(cd "$runs" && ls -d */result.json 2>/dev/null)
+          [ -z "$done_runs" ] || tar czf "$OUT/attack_table_ig_runs.tar.gz" -C "$runs" $done_runs
+        done
+      done
+      tools/run_attack_table.sh -t -m ig -p "${IG_ITERS:-300}" -e "${IG_EPS:-1 2 4 8}" \
+        -a "${IG_ATTACKS:-random topk center}" -O "$runs" -o "$OUT/attack_table_ig.md" 2>&1 |
+        tee -a "$OUT/attack_table_ig.log" ;;
     *) echo "gpu_run: unknown stage '$stage' (tests, compare, bench, ig-table)" >&2; exit 2 ;;
   esac
 done

@@ -20,6 +20,10 @@
 #   -s STEP       alpha in pixels                     (default 0.5)
 #   -k K          top-k                               (default 1000)
 #   -g M          IG points                           (default 100, the paper's)
+#   -b B          IG points per chunk (--ig-batch)    (default: fragile's; B >= M differentiates
+#                 the map in one pass instead of recomputing it chunk by chunk: faster, but
+#                 memory grows with B; the results agree to rounding, so runs are reused
+#                 whatever B made them)
 #   -r REF        IG / DeepLIFT reference             (default zero: the ImageNet mean colour
 #                 for SqueezeNet, Ghorbani et al.'s; or image-mean, or a file)
 #   -M MODEL      model                               (default ../shared/models/squeezenet1.0.onnx)
@@ -41,6 +45,7 @@ IMAGES=""
 STEP=0.5
 TOPK=1000
 IG_STEPS=100
+IG_BATCH=""
 REFERENCE=zero
 MODEL=../shared/models/squeezenet1.0.onnx
 TABLE=docs/attack_table.md
@@ -49,7 +54,7 @@ FRAGILE=${FRAGILE:-build/bin/fragile}
 DEVICE=cpu
 TABLE_ONLY=0
 
-while getopts "p:e:m:a:i:s:k:g:r:M:o:O:F:d:th" opt; do
+while getopts "p:e:m:a:i:s:k:g:b:r:M:o:O:F:d:th" opt; do
   case "$opt" in
     p) ITERS=$OPTARG ;;
     e) EPSILONS=$OPTARG ;;
@@ -59,6 +64,7 @@ while getopts "p:e:m:a:i:s:k:g:r:M:o:O:F:d:th" opt; do
     s) STEP=$OPTARG ;;
     k) TOPK=$OPTARG ;;
     g) IG_STEPS=$OPTARG ;;
+    b) IG_BATCH=$OPTARG ;;
     r) REFERENCE=$OPTARG ;;
     M) MODEL=$OPTARG ;;
     o) TABLE=$OPTARG ;;
@@ -66,8 +72,8 @@ while getopts "p:e:m:a:i:s:k:g:r:M:o:O:F:d:th" opt; do
     F) FRAGILE=$OPTARG ;;
     d) DEVICE=$OPTARG ;;
     t) TABLE_ONLY=1 ;;
-    h) sed -n '2,30p' "$0"; exit 0 ;;
-    *) sed -n '2,30p' "$0" >&2; exit 2 ;;
+    h) sed -n '2,36p' "$0"; exit 0 ;;
+    *) sed -n '2,36p' "$0" >&2; exit 2 ;;
   esac
 done
 
@@ -85,6 +91,8 @@ REF_TAG=""
 
 image_args=()
 for img in $IMAGES; do image_args+=(--image "$img"); done
+batch_args=()
+[ -z "$IG_BATCH" ] || batch_args=(--ig-batch "$IG_BATCH")
 n_images=$(echo $IMAGES | wc -w)
 
 # A finished run is reused only when it was made with this table's settings: the folder name
@@ -134,10 +142,12 @@ for method in $METHODS; do
       fi
       [ "$TABLE_ONLY" = 1 ] && continue
       echo "== $method eps $eps $attack (P $ITERS, $n_images images)"
+      started=$SECONDS
       "$FRAGILE" attack --model "$MODEL" "${image_args[@]}" --method "$method" \
         --attack "$attack" --epsilon "$eps" --iters "$ITERS" --step "$STEP" --k "$TOPK" \
-        --ig-steps "$IG_STEPS" --reference "$REFERENCE" --batch "$n_images" --device "$DEVICE" \
-        --out "$dir"
+        --ig-steps "$IG_STEPS" ${batch_args[@]+"${batch_args[@]}"} --reference "$REFERENCE" \
+        --batch "$n_images" --device "$DEVICE" --out "$dir"
+      echo "   $((SECONDS - started)) s"
     done
   done
 done
