@@ -7,8 +7,12 @@
 namespace fragile {
 
 int64_t numel_of(const Shape& shape) {
+  // Checked: a shape computed from a hostile model (Pad by 2^62, say) must not wrap around to
+  // a small element count and then be written past its end.
   int64_t n = 1;
-  for (int64_t s : shape) n *= s;
+  for (int64_t s : shape)
+    FRAGILE_CHECK(!__builtin_mul_overflow(n, s, &n), "shape ", shape_str(shape),
+                  " has more than 2^63 elements");
   return n;
 }
 

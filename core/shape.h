@@ -8,6 +8,7 @@ namespace fragile {
 
 using Shape = std::vector<int64_t>;
 
+// The product of the extents; throws when it does not fit in int64.
 int64_t numel_of(const Shape& shape);
 Shape contiguous_strides(const Shape& shape);
 std::string shape_str(const Shape& shape);

@@ -1,6 +1,7 @@
 #include "core/tensor.h"
 
 #include <cstring>
+#include <limits>
 
 #include "core/autograd.h"
 #include "core/backend.h"
@@ -9,8 +10,12 @@ namespace fragile {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t s : shape) FRAGILE_CHECK(s >= 0, "negative extent in shape ", shape_str(shape));
+  const int64_t n = numel_of(shape);
+  FRAGILE_CHECK(n <= std::numeric_limits<int64_t>::max() / int64_t(dtype_size(dtype)), "shape ",
+                shape_str(shape), " is too large: ", n, " elements of ", dtype_size(dtype),
+                " bytes");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(numel_of(shape) * dtype_size(dtype), device);
+  impl->storage = std::make_shared<Storage>(size_t(n) * dtype_size(dtype), device);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;
@@ -93,7 +98,11 @@ StorageObserver::~StorageObserver() { t_storage_observer = nullptr; }
 
 void* Tensor::raw_data() const {
   if (t_storage_observer != nullptr) t_storage_observer->push_back(impl().storage);
-  return static_cast<char*>(impl().storage->data()) + offset() * dtype_size(dtype());
+  char* base = static_cast<char*>(impl().storage->data());
+  // An empty storage has no data (null); a view of it (an empty window, say) keeps an offset
+  // that must not be added to null.
+  if (base == nullptr) return nullptr;
+  return base + offset() * dtype_size(dtype());
 }
 
 Tensor Tensor::clone_data() const {

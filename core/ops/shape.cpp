@@ -146,7 +146,9 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& before, const std::vecto
   int64_t offset = 0;
   for (int64_t d = 0; d < x.dim(); ++d) {
     FRAGILE_CHECK(before[d] >= 0 && after[d] >= 0, "pad: negative padding on dim ", d);
-    shape[d] += before[d] + after[d];
+    FRAGILE_CHECK(!__builtin_add_overflow(shape[d], before[d], &shape[d]) &&
+                      !__builtin_add_overflow(shape[d], after[d], &shape[d]),
+                  "pad: padding ", before[d], " + ", after[d], " on dim ", d, " is too large");
   }
   Tensor out = Tensor::full(shape, value, x.dtype(), x.device());
   for (int64_t d = 0; d < x.dim(); ++d) offset += before[d] * out.strides()[d];

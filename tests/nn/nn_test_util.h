@@ -1,4 +1,5 @@
-// Helpers for tests/nn: generated data (tools/gen_onnx_models.py), .npy references, errors.
+// Helpers for tests/nn: generated data (tools/gen_onnx_models.py), .npy references, errors
+// (EXPECT_ERROR_WITH, tests/support/expect_error.h).
 #pragma once
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 
 #include "core/tensor.h"
 #include "nn/npy.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/reference.h"
 
 namespace fragile::nntest {
@@ -86,18 +88,5 @@ inline std::string read_bytes(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
-// Expects `stmt` to throw fragile::Error whose message contains every one of `parts`.
-#define EXPECT_ERROR_WITH(stmt, ...)                                                     \
-  do {                                                                                   \
-    try {                                                                                \
-      stmt;                                                                              \
-      ADD_FAILURE() << "expected fragile::Error from " #stmt;                            \
-    } catch (const ::fragile::Error& e) {                                                \
-      for (const char* part : {__VA_ARGS__}) {                                           \
-        EXPECT_NE(std::string(e.what()).find(part), std::string::npos)                   \
-            << "message lacks '" << part << "': " << e.what();                           \
-      }                                                                                  \
-    }                                                                                    \
-  } while (0)
 
 }  // namespace fragile::nntest
