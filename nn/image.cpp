@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "nn/file_io.h"
+#include "nn/jpeg_guard.h"
 #include "nn/npy.h"
 
 // stb_image, compiled here with internal linkage (no clash with any other copy), PNG and JPEG
@@ -81,6 +82,9 @@ uint8_t luma(const uint8_t* rgb) {
 Image decode_image(const std::string& bytes, const std::string& what) {
   FRAGILE_CHECK(!bytes.empty(), "cannot decode image ", what, ": empty file");
   FRAGILE_CHECK(bytes.size() < (size_t{1} << 31), "cannot decode image ", what, ": file too large");
+  const std::string huffman = jpeg_huffman_problem(bytes);
+  FRAGILE_CHECK(huffman.empty(), "cannot decode image ", what, ": a corrupt JPEG file (", huffman,
+                ")");
   int w = 0, h = 0, comp = 0;
   stbi_uc* data = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
                                         static_cast<int>(bytes.size()), &w, &h, &comp, 3);

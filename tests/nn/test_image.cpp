@@ -45,6 +45,33 @@ TEST(Image, BadFilesGiveOneClearError) {
   EXPECT_ERROR_WITH(nn::load_image(d), "not a regular file");
 }
 
+// A DHT segment whose Huffman table counts more than 256 codes made Debian's stb_image (2.27)
+// write past its arrays (tools/fuzz.sh found it); nn/jpeg_guard.cpp refuses such a table
+// wherever stb could read it, and only there.
+TEST(Image, HuffmanTableOfMoreThan256CodesIsRefused) {
+  const std::string dht = std::string("\xFF\xC4\x00\x13\x00", 5) + std::string(16, '\xFF');
+  const std::string soi("\xFF\xD8", 2);
+  EXPECT_ERROR_WITH(nn::decode_image(soi + dht, "'a.jpg'"), "cannot decode image 'a.jpg'",
+                    "a corrupt JPEG file (a Huffman table of 4080 codes (at most 256)");
+  // stb also takes fill bytes before the start-of-image marker and junk between segments.
+  EXPECT_ERROR_WITH(nn::decode_image("\xFF\xFF" + soi.substr(1) + "junk" + dht, "b"),
+                    "Huffman table of 4080 codes");
+  // After the first scan every FF C4 is a table for stb (the scan data's end is its call).
+  const std::string jpg = read_bytes(shared_path("images/rocket.jpg"));
+  EXPECT_ERROR_WITH(nn::decode_image(jpg.substr(0, jpg.size() - 2) + dht + "\xFF\xD9", "c"),
+                    "Huffman table of 4080 codes");
+  // The same bytes inside an APP1 payload (an EXIF block, say) are not a table: the photo
+  // decodes exactly as without it.
+  const std::string payload = "Exif" + dht;
+  std::string app1("\xFF\xE1", 2);
+  app1 += static_cast<char>((payload.size() + 2) >> 8);
+  app1 += static_cast<char>((payload.size() + 2) & 0xFF);
+  const nn::Image with_app1 = nn::decode_image(soi + app1 + payload + jpg.substr(2), "d");
+  const nn::Image plain = nn::decode_image(jpg, "e");
+  EXPECT_EQ(with_app1.width, plain.width);
+  EXPECT_EQ(with_app1.rgb, plain.rgb);
+}
+
 // Center crop + bilinear with half-pixel centers, BGR, mean: against the PyTorch pipeline
 // (F.interpolate(align_corners=False, antialias=False)) in gen_onnx_models.py.
 TEST(Image, PreprocessMatchesPyTorch) {
