@@ -7,6 +7,13 @@
 #include "core/error.h"
 
 namespace fragile {
+namespace {
+
+void check_geometry_bound(const char* op, const char* what, int64_t v) {
+  FRAGILE_CHECK(v <= 0x7fffffff, op, ": ", what, " ", v, " is too large (at most 2^31 - 1)");
+}
+
+}  // namespace
 
 RowsAround rows_around(const Shape& shape, int64_t dim) {
   RowsAround r;
@@ -23,6 +30,12 @@ int64_t conv_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
   FRAGILE_CHECK(stride >= 1, "conv: stride must be >= 1, got ", stride);
   FRAGILE_CHECK(pad >= 0, "conv: padding must be >= 0, got ", pad);
   FRAGILE_CHECK(dilation >= 1, "conv: dilation must be >= 1, got ", dilation);
+  // Attributes come from model files: bounded so that the arithmetic below cannot overflow
+  // (in is a real extent; every term then stays under 2^63).
+  check_geometry_bound("conv", "kernel size", kernel);
+  check_geometry_bound("conv", "stride", stride);
+  check_geometry_bound("conv", "padding", pad);
+  check_geometry_bound("conv", "dilation", dilation);
   // A dilated kernel spans d(k-1)+1 input positions.
   const int64_t span = dilation * (kernel - 1) + 1;
   FRAGILE_CHECK(in + 2 * pad >= span, "conv: kernel (", kernel, ", dilation ", dilation,
@@ -36,6 +49,9 @@ int64_t pool_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, b
   FRAGILE_CHECK(kernel >= 1, "pool: kernel size must be >= 1, got ", kernel);
   FRAGILE_CHECK(stride >= 1, "pool: stride must be >= 1, got ", stride);
   FRAGILE_CHECK(pad >= 0, "pool: padding must be >= 0, got ", pad);
+  check_geometry_bound("pool", "kernel size", kernel);
+  check_geometry_bound("pool", "stride", stride);
+  check_geometry_bound("pool", "padding", pad);
   // PyTorch's rule; it guarantees every window overlaps the input, so a max-pool window is
   // never all padding and an average never divides an empty sum.
   FRAGILE_CHECK(pad <= kernel / 2, "pool: padding (", pad,

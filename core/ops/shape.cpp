@@ -100,12 +100,20 @@ Tensor squeeze(const Tensor& x, int64_t dim) {
 
 namespace {
 // Python slice semantics for start/end, step >= 1.
-void resolve_slice(int64_t extent, int64_t& start, int64_t& end, int64_t step) {
+// Clamps start and end into [0, extent] (negative ones count from the end) and a step
+// larger than the extent down to it (the same elements: only `start`), so that the extent
+// and stride arithmetic of a slice cannot overflow whatever a model file says.
+void resolve_slice(int64_t extent, int64_t& start, int64_t& end, int64_t& step) {
   FRAGILE_CHECK(step >= 1, "slice: step must be >= 1, got ", step);
   if (start < 0) start += extent;
   if (end < 0) end += extent;
   start = std::clamp<int64_t>(start, 0, extent);
   end = std::clamp<int64_t>(end, start, extent);
+  step = std::min(step, std::max<int64_t>(extent, 1));
+}
+
+int64_t slice_extent(int64_t start, int64_t end, int64_t step) {
+  return end == start ? 0 : (end - start - 1) / step + 1;
 }
 }  // namespace
 
@@ -113,7 +121,7 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
   dim = wrap_dim(dim, x.dim(), "slice");
   resolve_slice(x.shape()[dim], start, end, step);
   Shape shape = x.shape(), strides = x.strides();
-  shape[dim] = (end - start + step - 1) / step;
+  shape[dim] = slice_extent(start, end, step);
   strides[dim] *= step;
   Tensor out = make_view(x, shape, strides, x.offset() + start * x.strides()[dim]);
   return record(op_def("slice"), {x}, out, SliceAttrs{x.shape(), dim, start, end, step});
@@ -125,7 +133,7 @@ Tensor slice_backward(const Tensor& grad, const Shape& input_shape, int64_t dim,
   resolve_slice(input_shape[dim], start, end, step);
   Tensor out = Tensor::zeros(input_shape, grad.dtype(), grad.device());
   Shape shape = input_shape, strides = out.strides();
-  shape[dim] = (end - start + step - 1) / step;
+  shape[dim] = slice_extent(start, end, step);
   FRAGILE_CHECK(shape == grad.shape(), "slice_backward: grad ", shape_str(grad.shape()),
                 " does not match the slice ", shape_str(shape));
   strides[dim] *= step;
