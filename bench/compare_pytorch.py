@@ -72,7 +72,7 @@ def conv_case(n):
 
 
 def sp(t):  # no-threshold softplus, as fragile computes it
-    return torch.logaddexp(t, torch.zeros((), dtype=t.dtype))
+    return torch.logaddexp(t, torch.zeros((), dtype=t.dtype, device=t.device))
 
 
 def squeezenet_forward(path, device="cpu"):
@@ -382,7 +382,11 @@ def main_cuda(args):
     if res.returncode != 0:
         sys.exit(f"compare_pytorch: {args.fragile_bench} exited with status {res.returncode}:\n"
                  + res.stderr[-4000:])
+    if args.fragile_json:
+        with open(args.fragile_json, "w") as f:
+            f.write(res.stdout)
     ours = fragile_results(res.stdout)
+    failed = []
 
     # Same arithmetic as fragile: float32 without TF32 (fragile asks cuBLAS for default math and
     # cuDNN for FMA math).
@@ -407,7 +411,16 @@ def main_cuda(args):
         if same in theirs:
             t = theirs[name] = theirs[same]  # timed once already
         else:
-            t = theirs[name] = timeit_cuda(fn, FUSED_CALLS if name in FUSED_TENSORS_MOVED else 1)
+            try:
+                t = theirs[name] = timeit_cuda(fn, FUSED_CALLS if name in FUSED_TENSORS_MOVED
+                                               else 1)
+            except Exception as e:  # one broken workload must not lose the others' rows
+                failed.append(name)
+                r = ours.get(name, {})
+                ms = f"{r['ms']:11.3f}" if "ms" in r else f"{'-':>11s}"
+                print(f"{name:32s} {ms} {'-':>11s} {'-':>7s}  {device}  (pytorch: "
+                      f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+                continue
         r = ours.get(name, {"error": "not in fragile's output"})
         if "error" in r:
             print(f"{name:32s} {'-':>11s} {t:11.3f} {'-':>7s}  {device}  (fragile: {r['error']})")
@@ -443,6 +456,9 @@ def main_cuda(args):
         print("# SqueezeNet input HVP time / input gradient time")
         print(f"{'batch':>5s} {'fragile':>8s} {'pytorch':>8s}")
         print("\n".join(hvp_rows))
+    if failed:
+        sys.exit(f"compare_pytorch: the PyTorch side of {len(failed)} workload(s) failed: "
+                 + ", ".join(failed))
 
 
 def main():
@@ -452,6 +468,8 @@ def main():
     ap.add_argument("--fragile-bench", default="build/bench/fragile_bench")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--filter", default=".", help="only workloads whose name matches this regex")
+    ap.add_argument("--fragile-json", metavar="PATH",
+                    help="--device cuda: also save fragile_bench's JSON output here")
     args = ap.parse_args()
     if args.device == "cuda":
         main_cuda(args)

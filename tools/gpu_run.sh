@@ -13,10 +13,12 @@
 #             i.e. the map differentiated in one pass, on a GPU of 100 GB or more, else
 #             fragile's). Heavy (12 runs of 4 photos x 300 iterations x 100 points): give it
 #             calls of its own. Runs go to out/attack_table_ig, so a call can resume one
-#             stopped at its limit when that folder is carried back; after each run the
+#             stopped at its limit when that folder is carried back (runs kept in
+#             docs/attack_table_ig_runs/ are copied in first); after each run the
 #             finished runs' result.json files are packed into $OUT/attack_table_ig_runs.tar.gz
 #             (extract it into out/attack_table_ig here), so they come back even then. Also
-#             writes attack_table_ig.md and attack_table_ig.log to $OUT.
+#             writes attack_table_ig.log to $OUT and the table of all finished runs to
+#             out/attack_table_ig.md (tools/run_attack_table.sh -t remakes it from the runs).
 # PYTHON: the python with CUDA PyTorch (default python3).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -80,7 +82,8 @@ for stage in $STAGES; do
       fi ;;
     compare)
       PYTHONUNBUFFERED=1 $PYTHON "$ROOT/bench/compare_pytorch.py" --device cuda \
-        --fragile-bench "$ROOT/.gpu/bin/fragile_bench" 2>&1 | tee "$OUT/compare.txt"
+        --fragile-bench "$ROOT/.gpu/bin/fragile_bench" \
+        --fragile-json "$OUT/bench_cuda.json" 2>&1 | tee "$OUT/compare.txt"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     bench)
       .gpu/bin/fragile_bench --benchmark_filter='^cuda/' --benchmark_out="$OUT/bench_cuda.json" \
@@ -89,6 +92,9 @@ for stage in $STAGES; do
     ig-table)
       runs=out/attack_table_ig
       mkdir -p "$runs"
+      # Runs finished in earlier device sessions are kept in the repo; start from them (a run
+      # already in $runs wins).
+      cp -rn docs/attack_table_ig_runs/. "$runs"/
       batch=${IG_BATCH:-}
       if [ -z "$batch" ]; then
         mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
@@ -100,15 +106,20 @@ for stage in $STAGES; do
         for attack in ${IG_ATTACKS:-random topk center}; do
           tools/run_attack_table.sh -m ig -p "${IG_ITERS:-300}" -e "$eps" -a "$attack" -d cuda \
             ${batch:+-b "$batch"} -F "$ROOT/.gpu/bin/fragile" -O "$runs" \
-            -o "$OUT/attack_table_ig.md" 2>&1 | tee -a "$OUT/attack_table_ig.log"
+            -o out/attack_table_ig.md 2>&1 | tee -a "$OUT/attack_table_ig.log"
           [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
           done_runs=$(cd "$runs" && ls -d */result.json 2>/dev/null)
-          [ -z "$done_runs" ] || tar czf "$OUT/attack_table_ig_runs.tar.gz" -C "$runs" $done_runs
+          # Packed beside, then renamed: a command stopped at its limit mid-tar leaves the
+          # previous archive whole.
+          if [ -n "$done_runs" ] && tar czf "$OUT/attack_table_ig_runs.tmp" -C "$runs" $done_runs; then
+            mv -f "$OUT/attack_table_ig_runs.tmp" "$OUT/attack_table_ig_runs.tar.gz"
+          fi
         done
       done
       tools/run_attack_table.sh -t -m ig -p "${IG_ITERS:-300}" -e "${IG_EPS:-1 2 4 8}" \
-        -a "${IG_ATTACKS:-random topk center}" -O "$runs" -o "$OUT/attack_table_ig.md" 2>&1 |
-        tee -a "$OUT/attack_table_ig.log" ;;
+        -a "${IG_ATTACKS:-random topk center}" -O "$runs" -o out/attack_table_ig.md 2>&1 |
+        tee -a "$OUT/attack_table_ig.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     *) echo "gpu_run: unknown stage '$stage' (tests, compare, bench, ig-table)" >&2; exit 2 ;;
   esac
 done

@@ -303,6 +303,33 @@ TEST(CudaSimulator, AllocationBeyondTheDeviceFailsCleanly) {
   EXPECT_EQ(ok.numel(), 1 << 20);
 }
 
+// A recording allocates from its own pool: memory the shared cache holds from earlier eager
+// runs must go back to the device first, or a device that had room for the eager run has none
+// for the recording (seen on an H200: 100 GB cached, the recording short of 1.9 GB).
+TEST(CudaSimulator, ARecordingGetsTheMemoryThatEagerRunsLeftCached) {
+  cuda::empty_cache();
+  constexpr int64_t kElems = 1 << 20;  // 8 MiB of float64 per buffer
+  auto three_buffers = [](const std::vector<Tensor>& in) {
+    std::vector<Tensor> scratch;
+    for (int i = 0; i < 3; ++i) {
+      scratch.push_back(Tensor::empty({kElems}, DType::Float64, Device::CUDA));
+      cuda_backend().binary(BinaryOp::Add, in[0], in[0], scratch.back(), {});
+    }
+    return std::vector<Tensor>{scratch.back()};
+  };
+  const Tensor x = upload(std::vector<double>(kElems, 1.5));
+  (void)three_buffers({x});  // eager: three buffers now cached
+  const std::size_t in_use = fragile_sim::device_bytes_in_use();
+  // The recording's input copy takes one cached buffer; its three buffers (24 MiB) fit in the
+  // 12 MiB left plus the two still cached (16 MiB), not in the 12 MiB alone.
+  fragile_sim::set_device_memory_limit(in_use + (std::size_t{12} << 20));
+  std::string why;
+  const auto recorded = cuda_backend().capture(three_buffers, {x}, &why);
+  fragile_sim::set_device_memory_limit(std::size_t{16} << 30);
+  ASSERT_NE(recorded, nullptr) << why;
+  EXPECT_EQ(download(recorded->run({x})[0])[kElems - 1], 3.0);
+}
+
 // ---- stream capture ----------------------------------------------------------------------
 
 TEST(CudaSimulator, CapturedWorkRunsOnlyWhenTheGraphIsLaunched) {
