@@ -15,7 +15,7 @@ namespace fragile_sim {
 // registers need no saving: the compiler assumes the call clobbers them.
 extern "C" void fragile_sim_switch_stacks(void** save_sp, void* load_sp);
 asm(R"(
-  .text
+  .pushsection .text
   .p2align 4
   .globl fragile_sim_switch_stacks
   .hidden fragile_sim_switch_stacks
@@ -43,6 +43,7 @@ fragile_sim_switch_stacks:
   popq %rbp
   ret
   .size fragile_sim_switch_stacks, .-fragile_sim_switch_stacks
+  .popsection
 )");
 
 void switch_fiber(FiberContext& from, FiberContext& to) {

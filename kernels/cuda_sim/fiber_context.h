@@ -11,7 +11,16 @@
 
 #include <cstddef>
 
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+// GCC says ASan with __SANITIZE_ADDRESS__; clang (before 15) only through __has_feature.
+#if defined(__SANITIZE_ADDRESS__)
+#define FRAGILE_SIM_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FRAGILE_SIM_UNDER_ASAN 1
+#endif
+#endif
+
+#if defined(__x86_64__) && !defined(FRAGILE_SIM_UNDER_ASAN)
 #define FRAGILE_SIM_FAST_FIBERS 1
 #else
 #define FRAGILE_SIM_FAST_FIBERS 0

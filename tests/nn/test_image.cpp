@@ -72,6 +72,30 @@ TEST(Image, HuffmanTableOfMoreThan256CodesIsRefused) {
   EXPECT_EQ(with_app1.rgb, plain.rgb);
 }
 
+// A scan decoding with a Huffman table that no DHT segment defined made stb decode with
+// uninitialised memory; refused. Bytes after the end-of-image marker are never decoded, so a
+// bad table there is left alone: such a file decodes.
+TEST(Image, ScanWithAnUndefinedHuffmanTableIsRefusedAndTrailingDataIsNot) {
+  const std::string jpg = read_bytes(shared_path("images/rocket.jpg"));
+  // rocket.jpg defines DC and AC tables 0 and 1; its scan header (FF DA at byte 1027) gives
+  // components 1, 2, 3 the tables 0/0, 1/1, 1/1. Give component 3 tables 3/3.
+  ASSERT_EQ(jpg.substr(1027, 2), std::string("\xFF\xDA", 2));
+  ASSERT_EQ(static_cast<uint8_t>(jpg[1027 + 10]), 0x11);
+  std::string undefined = jpg;
+  undefined[1027 + 10] = '\x33';
+  EXPECT_ERROR_WITH(nn::decode_image(undefined, "u"), "cannot decode image u",
+                    "a scan at byte 1027 decodes with DC Huffman table 3, which no DHT segment "
+                    "defined");
+  undefined[1027 + 10] = '\x13';
+  EXPECT_ERROR_WITH(nn::decode_image(undefined, "u"), "AC Huffman table 3");
+  // After EOI: a bad table, then more bytes. Decodes as the photo alone.
+  const std::string dht = std::string("\xFF\xC4\x00\x13\x00", 5) + std::string(16, '\xFF');
+  const nn::Image trailing = nn::decode_image(jpg + dht + "trailer", "t");
+  const nn::Image plain = nn::decode_image(jpg, "p");
+  EXPECT_EQ(trailing.width, plain.width);
+  EXPECT_EQ(trailing.rgb, plain.rgb);
+}
+
 // Center crop + bilinear with half-pixel centers, BGR, mean: against the PyTorch pipeline
 // (F.interpolate(align_corners=False, antialias=False)) in gen_onnx_models.py.
 TEST(Image, PreprocessMatchesPyTorch) {
