@@ -170,7 +170,31 @@ Tensor Tensor::to(Device dev) const {
   return out;
 }
 
+namespace {
+// Whether every element of the geometry lies inside `nbytes` of storage. Views are made by
+// the library's own ops, never from user input: this turns a wrong view computation into an
+// error instead of a read or write past the buffer (a kernel would not check).
+bool view_within(const Shape& shape, const Shape& strides, int64_t offset, DType dtype,
+                 std::size_t nbytes) {
+  if (shape.size() != strides.size() || offset < 0) return false;
+  int64_t lo = offset, hi = offset;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] < 0) return false;
+    if (shape[d] == 0) return true;  // no elements: nothing to reach
+    int64_t span = 0;
+    if (__builtin_mul_overflow(shape[d] - 1, strides[d], &span)) return false;
+    if (__builtin_add_overflow(span < 0 ? lo : hi, span, span < 0 ? &lo : &hi)) return false;
+  }
+  const auto items = static_cast<uint64_t>(nbytes / dtype_size(dtype));
+  return lo >= 0 && static_cast<uint64_t>(hi) < items;
+}
+}  // namespace
+
 Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset) {
+  const std::size_t nbytes = base.storage() ? base.storage()->nbytes() : 0;
+  FRAGILE_CHECK(view_within(shape, strides, offset, base.dtype(), nbytes),
+                "internal error: a view ", shape_str(shape), " with strides ", shape_str(strides),
+                " at offset ", offset, " reaches outside its tensor's storage");
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = base.storage();
   impl->shape = shape;
