@@ -17,11 +17,19 @@ int64_t numel_of(const Shape& shape) {
 }
 
 Shape contiguous_strides(const Shape& shape) {
+  // Checked like numel_of, and needed even after numel_of succeeded: numel_of multiplies from
+  // the front and stops growing at a 0 extent, so a tensor without elements such as
+  // [0, 2^62, 8] passes it while its stride 8 * 2^62 is past int64. (The product with the first
+  // extent is no stride and is not formed.)
   Shape strides(shape.size());
   int64_t s = 1;
   for (int64_t i = static_cast<int64_t>(shape.size()) - 1; i >= 0; --i) {
     strides[i] = s;
-    s *= shape[i];
+    if (i > 0) {
+      FRAGILE_CHECK(!__builtin_mul_overflow(s, shape[i], &s), "shape ", shape_str(shape),
+                    ": the stride of dimension ", i - 1, " (the product of the extents after "
+                    "it) is past 2^63");
+    }
   }
   return strides;
 }

@@ -10,6 +10,7 @@ using Shape = std::vector<int64_t>;
 
 // The product of the extents; throws when it does not fit in int64.
 int64_t numel_of(const Shape& shape);
+// Row-major strides; throws when one does not fit in int64 (possible without elements).
 Shape contiguous_strides(const Shape& shape);
 std::string shape_str(const Shape& shape);
 // NumPy broadcasting of two shapes; throws naming both shapes and `what` when incompatible.

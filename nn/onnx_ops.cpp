@@ -33,7 +33,12 @@ bool is_int(const Tensor& t) { return t.dtype() == DType::Int64; }
 std::vector<int64_t> int_values(const Tensor& t) {
   if (is_int(t)) return t.to_int64_vector();
   std::vector<int64_t> out;
-  for (double v : t.to_vector()) out.push_back(static_cast<int64_t>(std::llround(v)));
+  for (double v : t.to_vector()) {
+    // llround of NaN or of a value past int64 is unspecified (glibc: INT64_MIN), which would
+    // pass on a made-up extent, pad or index. [-2^63, 2^63) is exact in double.
+    FRAGILE_CHECK(v >= -0x1p63 && v < 0x1p63, "value ", v, " does not fit in int64");
+    out.push_back(static_cast<int64_t>(std::llround(v)));
+  }
   return out;
 }
 double scalar_value(const Tensor& t, const char* what) {
@@ -70,6 +75,15 @@ struct Window2d {
   bool symmetric() const { return begin == end; }
 };
 
+// Window attributes come from the model file. Each entry is bounded here, before any arithmetic
+// on it, by 2^31 - 1 (the bound core's conv_out_size/pool_out_size and cuDNN use): with that,
+// the SAME padding below and engine_padding_ok stay far from int64 overflow.
+constexpr int64_t kMaxWindowAttribute = 0x7fffffff;
+void check_window_attribute(const char* name, int64_t v, int64_t lowest) {
+  FRAGILE_CHECK(v >= lowest && v <= kMaxWindowAttribute, "attribute '", name, "' has entry ", v,
+                ", outside [", lowest, ", 2^31 - 1]");
+}
+
 Window2d window(const OpContext& c, const Tensor& x, std::vector<int64_t> kernel) {
   const Node& n = c.node;
   FRAGILE_CHECK(x.dim() == 4, "only 2-D (NCHW) inputs are supported, got shape ",
@@ -87,19 +101,25 @@ Window2d window(const OpContext& c, const Tensor& x, std::vector<int64_t> kernel
     w.dilation[i] = dil[i];
     w.begin[i] = pads[i];
     w.end[i] = pads[i + 2];
-    FRAGILE_CHECK(w.kernel[i] > 0 && w.stride[i] > 0 && w.dilation[i] > 0 && w.begin[i] >= 0 &&
-                      w.end[i] >= 0,
-                  "bad window geometry");
+    check_window_attribute("kernel_shape", w.kernel[i], 1);
+    check_window_attribute("strides", w.stride[i], 1);
+    check_window_attribute("dilations", w.dilation[i], 1);
+    check_window_attribute("pads", w.begin[i], 0);
+    check_window_attribute("pads", w.end[i], 0);
   }
   const std::string auto_pad = n.get_string("auto_pad", "NOTSET");
   if (auto_pad == "VALID") {
     w.begin = w.end = {0, 0};
   } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
     for (int i = 0; i < 2; ++i) {
+      // `in` is any extent up to 2^63 - 1 (a tensor without elements can have huge extents),
+      // so neither `in + stride - 1` nor `(out - 1) * stride + span` may be formed: the ceiling
+      // is taken without adding, and (out - 1) * stride - in, in [-stride, -1], is formed
+      // before the span (under 2^62 with bounded attributes) is added.
       const int64_t in = x.size(2 + i);
-      const int64_t out = (in + w.stride[i] - 1) / w.stride[i];
+      const int64_t out = in / w.stride[i] + (in % w.stride[i] != 0);
       const int64_t span = (w.kernel[i] - 1) * w.dilation[i] + 1;
-      const int64_t total = std::max<int64_t>((out - 1) * w.stride[i] + span - in, 0);
+      const int64_t total = std::max<int64_t>(((out - 1) * w.stride[i] - in) + span, 0);
       const int64_t small = total / 2, big = total - small;
       w.begin[i] = auto_pad == "SAME_UPPER" ? small : big;
       w.end[i] = auto_pad == "SAME_UPPER" ? big : small;
@@ -115,7 +135,8 @@ Tensor pad_hw(const Tensor& x, const Window2d& w, double value) {
   return pad(x, {0, 0, w.begin[0], w.begin[1]}, {0, 0, w.end[0], w.end[1]}, value);
 }
 
-// The engine (like PyTorch) takes symmetric padding of at most half the kernel.
+// The engine (like PyTorch) takes symmetric padding of at most half the kernel. `2 * begin`
+// cannot overflow: window() bounds pads by 2^31 - 1, and SAME padding is under 2^61.
 bool engine_padding_ok(const Window2d& w) {
   return w.symmetric() && 2 * w.begin[0] <= w.kernel[0] && 2 * w.begin[1] <= w.kernel[1];
 }
@@ -198,20 +219,25 @@ Tensors op_global_max_pool(const OpContext& c) {
 
 // ---- shape ops -------------------------------------------------------------------------------
 
+// `shape` has no -1 (op_reshape resolves it); numel_of checks its product.
 Tensor reshape_any(const Tensor& x, const Shape& shape) {
   if (is_int(x)) {
-    Shape s = shape;
-    int64_t known = 1, infer = -1;
-    for (size_t i = 0; i < s.size(); ++i) {
-      if (s[i] == -1) infer = static_cast<int64_t>(i);
-      else known *= s[i];
-    }
-    if (infer >= 0) s[infer] = known ? x.numel() / known : 0;
-    FRAGILE_CHECK(numel_of(s) == x.numel(), "cannot reshape ", shape_str(x.shape()), " to ",
+    FRAGILE_CHECK(numel_of(shape) == x.numel(), "cannot reshape ", shape_str(x.shape()), " to ",
                   shape_str(shape));
-    return int_tensor(x.to_int64_vector(), s);
+    return int_tensor(x.to_int64_vector(), shape);
   }
   return reshape(x, shape);
+}
+
+// The product of dims [begin, end) of `shape`, checked: a tensor without elements can have
+// extents whose product is past 2^63 (with elements, every such product is at most numel).
+int64_t dims_product(const Shape& shape, int64_t begin, int64_t end) {
+  int64_t p = 1;
+  for (int64_t i = begin; i < end; ++i) {
+    FRAGILE_CHECK(!__builtin_mul_overflow(p, shape[i], &p), "dimensions ", begin, " to ", end - 1,
+                  " of ", shape_str(shape), " multiply past 2^63");
+  }
+  return p;
 }
 
 Tensors op_reshape(const OpContext& c) {
@@ -231,11 +257,17 @@ Tensors op_reshape(const OpContext& c) {
     negs += target[i] == -1;
   }
   FRAGILE_CHECK(negs <= 1, "target shape ", shape_str(target), " has more than one -1");
+  // The target comes from the model: a product wrapped past 2^63 could pass the test below and
+  // infer a made-up extent for the -1.
   int64_t known = 1;
-  for (int64_t d : target) known *= d == -1 ? 1 : d;
+  for (int64_t d : target) {
+    FRAGILE_CHECK(d == -1 || !__builtin_mul_overflow(known, d, &known), "target shape ",
+                  shape_str(target), ": its extents multiply past 2^63");
+  }
   FRAGILE_CHECK(negs ? (known != 0 && x.numel() % known == 0) : known == x.numel(),
                 "cannot reshape ", shape_str(x.shape()), " (", x.numel(), " elements) to ",
                 shape_str(target));
+  if (negs) *std::find(target.begin(), target.end(), -1) = x.numel() / known;
   return {reshape_any(x, target)};
 }
 
@@ -245,9 +277,10 @@ Tensors op_flatten(const OpContext& c) {
   if (axis < 0) axis += x.dim();
   FRAGILE_CHECK(axis >= 0 && axis <= x.dim(), "axis out of range for shape ",
                 shape_str(x.shape()));
-  int64_t outer = 1;
-  for (int64_t i = 0; i < axis; ++i) outer *= x.size(i);
-  const int64_t inner = outer ? x.numel() / outer : 0;
+  // Both sides from the extents: inner as numel / outer made Flatten of [0, 5] [0, 0], not
+  // ONNX's [0, 5].
+  const int64_t outer = dims_product(x.shape(), 0, axis);
+  const int64_t inner = dims_product(x.shape(), axis, x.dim());
   return {reshape_any(x, {outer, inner})};
 }
 
@@ -420,19 +453,39 @@ Tensor int_binary(const Tensor& a, const Tensor& b, F f) {
   return int_tensor(out, va.size() >= vb.size() ? a.shape() : b.shape());
 }
 
+// int64 values are shapes and indices: a result past int64 is an error, not a wrapped-around
+// extent (and not undefined behaviour; INT64_MIN / -1 traps on x86).
 Tensors op_add(const OpContext& c) {
   const Tensor &a = input(c, 0), &b = input(c, 1);
-  if (is_int(a) || is_int(b)) return {int_binary(a, b, [](int64_t x, int64_t y) { return x + y; })};
+  if (is_int(a) || is_int(b)) {
+    return {int_binary(a, b, [](int64_t x, int64_t y) {
+      int64_t r;
+      FRAGILE_CHECK(!__builtin_add_overflow(x, y, &r), "int64 ", x, " + ", y, " overflows");
+      return r;
+    })};
+  }
   return {add(a, b)};
 }
 Tensors op_sub(const OpContext& c) {
   const Tensor &a = input(c, 0), &b = input(c, 1);
-  if (is_int(a) || is_int(b)) return {int_binary(a, b, [](int64_t x, int64_t y) { return x - y; })};
+  if (is_int(a) || is_int(b)) {
+    return {int_binary(a, b, [](int64_t x, int64_t y) {
+      int64_t r;
+      FRAGILE_CHECK(!__builtin_sub_overflow(x, y, &r), "int64 ", x, " - ", y, " overflows");
+      return r;
+    })};
+  }
   return {sub(a, b)};
 }
 Tensors op_mul(const OpContext& c) {
   const Tensor &a = input(c, 0), &b = input(c, 1);
-  if (is_int(a) || is_int(b)) return {int_binary(a, b, [](int64_t x, int64_t y) { return x * y; })};
+  if (is_int(a) || is_int(b)) {
+    return {int_binary(a, b, [](int64_t x, int64_t y) {
+      int64_t r;
+      FRAGILE_CHECK(!__builtin_mul_overflow(x, y, &r), "int64 ", x, " * ", y, " overflows");
+      return r;
+    })};
+  }
   return {mul(a, b)};
 }
 Tensors op_div(const OpContext& c) {
@@ -440,6 +493,8 @@ Tensors op_div(const OpContext& c) {
   if (is_int(a) || is_int(b)) {
     return {int_binary(a, b, [](int64_t x, int64_t y) {
       FRAGILE_CHECK(y != 0, "integer division by zero");
+      FRAGILE_CHECK(!(x == std::numeric_limits<int64_t>::min() && y == -1), "int64 ", x, " / ",
+                    y, " overflows");
       return x / y;
     })};
   }
@@ -544,14 +599,18 @@ Tensors op_pad(const OpContext& c) {
       after[i] = pads[i + r];
     }
   }
-  // Negative pads crop.
+  // Negative pads crop. Each is compared with the extent before it is negated: -INT64_MIN
+  // overflows (it came out as INT64_MIN, and that crop of 2^63 cropped nothing).
   Tensor y = x;
   for (int64_t i = 0; i < r; ++i) {
     if (before[i] < 0 || after[i] < 0) {
-      const int64_t lo = std::max<int64_t>(-before[i], 0);
-      const int64_t hi = y.size(i) - std::max<int64_t>(-after[i], 0);
-      FRAGILE_CHECK(hi >= lo, "negative pads crop more than the input");
-      y = slice(y, i, lo, hi);
+      const int64_t extent = y.size(i);
+      const auto crop = [](int64_t amount) { return std::max<int64_t>(-amount, 0); };
+      FRAGILE_CHECK(before[i] >= -extent && after[i] >= -extent &&
+                        extent - crop(after[i]) >= crop(before[i]),
+                    "negative pads ", before[i], " (begin) and ", after[i],
+                    " (end) crop more than the extent ", extent, " of dimension ", i);
+      y = slice(y, i, crop(before[i]), extent - crop(after[i]));
       before[i] = std::max<int64_t>(before[i], 0);
       after[i] = std::max<int64_t>(after[i], 0);
     }

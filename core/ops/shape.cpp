@@ -29,7 +29,9 @@ Tensor reshape(const Tensor& x, Shape shape) {
       infer = static_cast<int64_t>(i);
     } else {
       FRAGILE_CHECK(shape[i] >= 0, "reshape: negative extent in ", shape_str(shape));
-      known *= shape[i];
+      // Checked: a product wrapped past 2^63 could divide numel and infer a made-up extent.
+      FRAGILE_CHECK(!__builtin_mul_overflow(known, shape[i], &known), "reshape: the extents of ",
+                    shape_str(shape), " multiply past 2^63");
     }
   }
   if (infer >= 0) {
@@ -52,8 +54,14 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
   end_dim = wrap_dim(end_dim, x.dim(), "flatten");
   FRAGILE_CHECK(start_dim <= end_dim, "flatten: start_dim after end_dim");
   Shape s(x.shape().begin(), x.shape().begin() + start_dim);
+  // Checked: x may have no elements and extents whose product is past 2^63 (a permuted view of
+  // [2^62, 0, 8], say); the product wrapped to 0 and the result had a wrong shape.
   int64_t m = 1;
-  for (int64_t d = start_dim; d <= end_dim; ++d) m *= x.shape()[d];
+  for (int64_t d = start_dim; d <= end_dim; ++d) {
+    FRAGILE_CHECK(!__builtin_mul_overflow(m, x.shape()[d], &m), "flatten: dimensions ",
+                  start_dim, " to ", end_dim, " of ", shape_str(x.shape()),
+                  " multiply past 2^63");
+  }
   s.push_back(m);
   s.insert(s.end(), x.shape().begin() + end_dim + 1, x.shape().end());
   return reshape(x, s);
@@ -179,7 +187,11 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
       FRAGILE_CHECK(d == dim || xs[i].shape()[d] == first.shape()[d], "concat: tensor ", i,
                     " has shape ", shape_str(xs[i].shape()), ", incompatible with ",
                     shape_str(first.shape()), " along dim ", d);
-    shape[dim] += xs[i].shape()[dim];
+    // Checked: tensors without elements can have extents near 2^63 along `dim`, and a wrapped
+    // sum gave a wrong (even positive) extent.
+    FRAGILE_CHECK(!__builtin_add_overflow(shape[dim], xs[i].shape()[dim], &shape[dim]),
+                  "concat: the extents along dim ", dim, " add up past 2^63 at tensor ", i,
+                  " (shape ", shape_str(xs[i].shape()), ")");
   }
   Tensor out = Tensor::empty(shape, first.dtype(), first.device());
   int64_t at = 0;

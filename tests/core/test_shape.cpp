@@ -65,5 +65,58 @@ TEST(Shape, HugeWindowAttributesAreErrors) {
   EXPECT_EQ(conv_out_size(8, 3, 0x7fffffff, 1, 1), 1);
 }
 
+// numel_of multiplies from the front and stops growing at a 0 extent, so [0, 2^62, 8] has 0
+// elements; its stride for dim 0, 8 * 2^62, wrapped (to 0) unchecked.
+TEST(Shape, StridePastInt64IsAnError) {
+  EXPECT_EQ(contiguous_strides({}), (Shape{}));
+  EXPECT_EQ(contiguous_strides({2, 0, 5}), (Shape{0, 5, 1}));
+  // The product with the first extent is no stride: [2^62, 8] has strides, not elements.
+  EXPECT_EQ(contiguous_strides({int64_t{1} << 62, 8}), (Shape{8, 1}));
+  EXPECT_ERROR_WITH(contiguous_strides({0, int64_t{1} << 62, 8}), "[0,4611686018427387904,8]",
+                    "stride of dimension 0", "past 2^63");
+  EXPECT_ERROR_WITH(Tensor::empty({0, int64_t{1} << 62, 8}), "stride of dimension 0",
+                    "past 2^63");
+}
+
+// reshape's -1: the product of the other extents wrapped (3 * 6148914691236517206 = 2^64 + 2
+// became 2), divided numel and inferred a made-up extent.
+TEST(Shape, ReshapeWhoseExtentsMultiplyPastInt64IsAnError) {
+  const int64_t third = 6148914691236517206;  // ceil(2^64 / 3)
+  const Tensor x = Tensor::zeros({4});
+  EXPECT_ERROR_WITH(reshape(x, {-1, 3, third}), "reshape: the extents of", "multiply past 2^63");
+  EXPECT_ERROR_WITH(reshape(Tensor::zeros({0}), {-1, 3, third}), "reshape: the extents of",
+                    "multiply past 2^63");
+  EXPECT_EQ(reshape(Tensor::zeros({0, 5}), {-1, 5}).shape(), (Shape{0, 5}));
+  EXPECT_EQ(reshape(x, {2, -1}).shape(), (Shape{2, 2}));
+}
+
+// A tensor without elements can hold extents whose product is past 2^63 (a permuted view of
+// [2^62, 0, 8]); flattening them wrapped to 0 and gave [0, 0].
+TEST(Shape, FlattenOfAnEmptyTensor) {
+  EXPECT_EQ(flatten(Tensor::zeros({0, 5}), 0, 1).shape(), (Shape{0}));
+  EXPECT_EQ(flatten(Tensor::zeros({0, 5}), 1, 1).shape(), (Shape{0, 5}));
+  EXPECT_EQ(flatten(Tensor::zeros({2, 0, 3}), 1, 2).shape(), (Shape{2, 0}));
+  const Tensor v = permute(Tensor::zeros({int64_t{1} << 62, 0, 8}), {1, 0, 2});
+  ASSERT_EQ(v.shape(), (Shape{0, int64_t{1} << 62, 8}));
+  EXPECT_ERROR_WITH(flatten(v, 1, 2), "flatten: dimensions 1 to 2", "[0,4611686018427387904,8]",
+                    "multiply past 2^63");
+}
+
+// A zero extent along the axis contributes nothing; extents that add up past 2^63 (tensors
+// without elements) are an error: three of 2^63 - 1 wrapped to 2^63 - 3, a wrong shape.
+TEST(Shape, ConcatOfEmptyTensors) {
+  const Tensor a = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3}, DType::Float64);
+  const Tensor b = Tensor::from_vector({7, 8, 9}, {1, 3}, DType::Float64);
+  const Tensor none = Tensor::zeros({0, 3}, DType::Float64);
+  const Tensor y = concat({none, a, none, b, none}, 0);
+  EXPECT_EQ(y.shape(), (Shape{3, 3}));
+  EXPECT_EQ(y.to_vector(), (std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(concat({Tensor::zeros({2, 0}), Tensor::zeros({2, 0})}, 1).shape(), (Shape{2, 0}));
+  const Tensor huge = Tensor::zeros({0, kMax});
+  EXPECT_EQ(concat({huge, Tensor::zeros({0, 0})}, 1).shape(), (Shape{0, kMax}));
+  EXPECT_ERROR_WITH(concat({huge, huge, huge}, 1), "concat: the extents along dim 1",
+                    "past 2^63", "tensor 1");
+}
+
 }  // namespace
 }  // namespace fragile
