@@ -2,10 +2,13 @@
 //
 // A contiguous tensor is viewed as [outer, len, inner] around the softmax dim.
 //  - inner == 1 (the usual case: class scores [N, K]): rows are contiguous. Rows of up to
-//    kWarpRowMax elements get one warp each (8 rows per block, shuffles only); longer rows get
-//    a whole block (shuffles, then one shared-memory step). Each thread strides through the
-//    row, so loads are coalesced. The forward reads the row three times (max, sum, write):
-//    the second and third reads hit L1/L2 for any row that fits there.
+//    kWarpRowMax elements get one warp each (8 rows per block, shuffles only) and live in its
+//    registers: lane l holds elements l, l + 32, ... (K per lane, K the power of two that
+//    covers the row), so each element is read once from memory and its exponential computed
+//    once, however many passes the math makes over the row. Longer rows get a whole block
+//    (shuffles, then one shared-memory step) and re-read the row for each pass (max, sum,
+//    write); those re-reads hit L1/L2 for any row that fits there. Either way each access of
+//    a warp is 32 neighbouring elements, coalesced.
 //  - inner > 1 (softmax over channels of NCHW, or dim 0): one thread per (outer, inner)
 //    column walks its len elements with stride inner; neighbouring threads read neighbouring
 //    addresses, so every access is coalesced without a transpose.
@@ -103,6 +106,89 @@ __global__ void softmax_backward_rows(const T* g, const T* y, T* dx, int64_t row
   }
 }
 
+// ---- contiguous rows held in registers (one warp per row, len <= 32 K) ----------------------
+// Each lane sums its elements in index order, then the lanes combine by row_reduce's
+// butterfly: a fixed order, so results are deterministic run to run.
+template <class T, int K, bool kLog>
+__global__ void softmax_rows_cached(const T* x, T* y, int64_t rows, int64_t len) {
+  constexpr int kRowsPerBlock = kBlock / 32;
+  const int lane = threadIdx.x % 32;
+  for (int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+       row < rows; row += static_cast<int64_t>(gridDim.x) * kRowsPerBlock) {
+    const T* xr = x + row * len;
+    T v[K];
+    T m = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t j = lane + 32 * k;
+      v[k] = j < len ? xr[j] : -INFINITY;
+      m = MaxOp{}(m, v[k]);
+    }
+    m = row_reduce<32>(m, MaxOp{}, static_cast<T*>(nullptr));
+    T s = 0;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      if (lane + 32 * k < len) {
+        const T e = fn::softmax_exp_term(v[k], m);
+        s += e;
+        if constexpr (!kLog) v[k] = e;  // SoftmaxOut is this term over the sum
+      }
+    }
+    s = row_reduce<32>(s, SumOp{}, static_cast<T*>(nullptr));
+    T* yr = y + row * len;
+    if constexpr (kLog) {
+      const T lse = log(s);
+#pragma unroll
+      for (int k = 0; k < K; ++k)
+        if (lane + 32 * k < len) yr[lane + 32 * k] = fn::LogSoftmaxOut{}(v[k], m, lse);
+    } else {
+#pragma unroll
+      for (int k = 0; k < K; ++k)
+        if (lane + 32 * k < len) yr[lane + 32 * k] = v[k] / s;
+    }
+  }
+}
+
+template <class T, int K, bool kLog>
+__global__ void softmax_backward_rows_cached(const T* g, const T* y, T* dx, int64_t rows,
+                                             int64_t len) {
+  constexpr int kRowsPerBlock = kBlock / 32;
+  const int lane = threadIdx.x % 32;
+  for (int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+       row < rows; row += static_cast<int64_t>(gridDim.x) * kRowsPerBlock) {
+    const T *gr = g + row * len, *yr = y + row * len;
+    T gv[K], yv[K];
+    T s = 0;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t j = lane + 32 * k;
+      gv[k] = j < len ? gr[j] : T(0);
+      yv[k] = j < len ? yr[j] : T(0);
+      if (j < len) s += kLog ? gv[k] : gv[k] * yv[k];
+    }
+    const T st = row_reduce<32>(s, SumOp{}, static_cast<T*>(nullptr));
+    T* dr = dx + row * len;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t j = lane + 32 * k;
+      if (j < len)
+        dr[j] = kLog ? fn::LogSoftmaxGrad{}(gv[k], yv[k], st) : fn::SoftmaxGrad{}(gv[k], yv[k], st);
+    }
+  }
+}
+
+// Calls f(K) with K, a compile-time power of two, the elements per lane of a row of len <= 1024.
+template <class F>
+void with_elements_per_lane(int64_t len, F f) {
+  if (len <= 32) f(std::integral_constant<int, 1>{});
+  else if (len <= 64) f(std::integral_constant<int, 2>{});
+  else if (len <= 128) f(std::integral_constant<int, 4>{});
+  else if (len <= 256) f(std::integral_constant<int, 8>{});
+  else if (len <= 512) f(std::integral_constant<int, 16>{});
+  else f(std::integral_constant<int, 32>{});
+}
+static_assert(kWarpRowMax == 32 * 32, "with_elements_per_lane covers rows of up to 32 x 32");
+
 // ---- strided columns (inner > 1) ------------------------------------------------------------
 template <class T, bool kLog>
 __global__ void softmax_columns(const T* x, T* y, RowsAround geo) {
@@ -183,11 +269,18 @@ void CudaBackend::softmax(const Tensor& x_in, int64_t dim, bool log, Tensor& out
     with_layout(geo, log, [&](auto r_tag, auto log_tag) {
       constexpr int R = decltype(r_tag)::value;
       constexpr bool kLog = decltype(log_tag)::value;
-      if constexpr (R == 0)
+      if constexpr (R == 0) {
         launch(softmax_columns<T, kLog>, column_grid(geo), kBlock)(xp, yp, geo);
-      else
+      } else if constexpr (R == 32) {
+        with_elements_per_lane(geo.len, [&](auto k_tag) {
+          constexpr int K = decltype(k_tag)::value;
+          launch(softmax_rows_cached<T, K, kLog>, row_grid(geo.outer, R), kBlock)(
+              xp, yp, geo.outer, geo.len);
+        });
+      } else {
         launch(softmax_rows<T, R, kLog>, row_grid(geo.outer, R), kBlock)(
             xp, yp, geo.outer, geo.len);
+      }
     });
   });
 }
@@ -204,11 +297,18 @@ void CudaBackend::softmax_backward(const Tensor& g_in, const Tensor& y_in, int64
     with_layout(geo, log, [&](auto r_tag, auto log_tag) {
       constexpr int R = decltype(r_tag)::value;
       constexpr bool kLog = decltype(log_tag)::value;
-      if constexpr (R == 0)
+      if constexpr (R == 0) {
         launch(softmax_backward_columns<T, kLog>, column_grid(geo), kBlock)(gp, yp, dp, geo);
-      else
+      } else if constexpr (R == 32) {
+        with_elements_per_lane(geo.len, [&](auto k_tag) {
+          constexpr int K = decltype(k_tag)::value;
+          launch(softmax_backward_rows_cached<T, K, kLog>, row_grid(geo.outer, R), kBlock)(
+              gp, yp, dp, geo.outer, geo.len);
+        });
+      } else {
         launch(softmax_backward_rows<T, R, kLog>, row_grid(geo.outer, R), kBlock)(
             gp, yp, dp, geo.outer, geo.len);
+      }
     });
   });
 }

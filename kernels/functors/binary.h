@@ -29,13 +29,18 @@ struct SoftplusBackward {
 
 // Softplus double backward in one pass (the CUDA fused kernel; also used as a CPU reference).
 // For y = g * s(beta x) and upstream u:  d/dg = u * s,  d/dx = u * g * beta * s * (1 - s).
+// 1 - s is taken as s(-beta x) (no cancellation); s(beta x) and s(-beta x) share e^{-|beta x|}
+// and 1 / (1 + e), so one exp and one division serve both, bit for bit Sigmoid{} of each.
 struct SoftplusDoubleBackward {
   double beta = 1.0;
   template <class T> FRAGILE_HD void operator()(T u, T g, T x, T& grad_g, T& grad_x) const {
-    T bx = T(beta) * x;
-    T s = Sigmoid{}(bx);
+    const T bx = T(beta) * x;
+    const T e = exp_nonpositive(-std::fabs(bx));
+    const T r = T(1) / (T(1) + e);
+    const T s = bx >= T(0) ? r : e * r;
+    const T one_minus_s = -bx >= T(0) ? r : e * r;
     grad_g = u * s;
-    grad_x = u * g * T(beta) * s * Sigmoid{}(-bx);  // s (1 - s) without cancellation
+    grad_x = u * g * T(beta) * s * one_minus_s;
   }
 };
 

@@ -536,6 +536,16 @@ TEST_P(CudaParity, FusedSoftplusForwardBackward) {
   cuda::softplus_forward_backward(x.d, beta, value.d, sig.d);
   expect_close(value.d, value.h, tol(dt()), "fused softplus value");
   expect_close(sig.d, sig.h, tol(dt()), "fused softplus sigmoid");
+  // x one element into its buffer: not 16-byte aligned, so the one-element-per-access path.
+  const Tensor shifted = make_view(x.d, {40, 13}, x.d.strides(), 1);
+  const Tensor shifted_h = make_view(x.h, {40, 13}, x.h.strides(), 1);
+  Outs v2 = empty_pair({40, 13}, dt()), s2 = empty_pair({40, 13}, dt());
+  cpu().unary(UnaryOp::Softplus, shifted_h, v2.h, {beta, 0});
+  cpu().binary(BinaryOp::SoftplusBackward, Tensor::ones({40, 13}, dt()), shifted_h, s2.h,
+               {beta, 0});
+  cuda::softplus_forward_backward(shifted, beta, v2.d, s2.d);
+  expect_close(v2.d, v2.h, tol(dt()), "fused softplus value, unaligned x");
+  expect_close(s2.d, s2.h, tol(dt()), "fused softplus sigmoid, unaligned x");
 }
 
 TEST_P(CudaParity, FusedSoftplusDoubleBackward) {
@@ -557,22 +567,26 @@ TEST_P(CudaParity, FusedAttackStep) {
   FRAGILE_REQUIRE_CUDA_DEVICE();
   // Two images, three channels with their own step, ball and box (as ImageNet preprocessing
   // gives): the CPU backend's loop over the same functor is the reference.
-  const Shape s = {2, 3, 5, 7};
+  // Planes of 35 (one element per access), of 24 (whole 16-byte vectors) and 9000 planes of 4
+  // (more planes than the grid has rows: the kernel loops over them).
   AttackStepParams p;
   p.alpha = {0.05, 0.02, 0.08};
   p.eps = {0.08, 0.03, 0.1};
   p.lo = {0.0, -0.5, 0.1};
   p.hi = {1.0, 0.5, 0.9};
-  Pair x0 = uniform(s, 0.0, 1.0, dt(), rng);
-  Pair d = coarse(s, dt(), rng);  // includes zeros: sign(0) = 0
-  Pair x = uniform(s, -0.2, 1.2, dt(), rng);
-  Tensor ref = Tensor::empty(s, dt());
-  cpu().attack_step(x.h, d.h, x0.h, p, ref);
-  Tensor out = Tensor::empty(s, dt(), Device::CUDA);
-  gpu().attack_step(x.d, d.d, x0.d, p, out);
-  expect_close(out, ref, tol(dt()), "attack step");
-  gpu().attack_step(x.d, d.d, x0.d, p, x.d);  // in place
-  expect_close(x.d, ref, tol(dt()), "attack step in place");
+  for (const Shape& s : {Shape{2, 3, 5, 7}, Shape{2, 3, 4, 6}, Shape{3000, 3, 2, 2}}) {
+    const std::string name = "attack step " + shape_str(s);
+    Pair x0 = uniform(s, 0.0, 1.0, dt(), rng);
+    Pair d = coarse(s, dt(), rng);  // includes zeros: sign(0) = 0
+    Pair x = uniform(s, -0.2, 1.2, dt(), rng);
+    Tensor ref = Tensor::empty(s, dt());
+    cpu().attack_step(x.h, d.h, x0.h, p, ref);
+    Tensor out = Tensor::empty(s, dt(), Device::CUDA);
+    gpu().attack_step(x.d, d.d, x0.d, p, out);
+    expect_close(out, ref, tol(dt()), name);
+    gpu().attack_step(x.d, d.d, x0.d, p, x.d);  // in place
+    expect_close(x.d, ref, tol(dt()), name + " in place");
+  }
 }
 
 TEST_P(CudaParity, FusedSaliencyMoments) {
@@ -615,14 +629,16 @@ TEST(CudaKernelGeometry, SaliencyMomentsOfMoreImagesThanGridYHolds) {
   expect_close(out, ref, tol(DType::Float32, 10.0), "saliency moments of 65543 images");
 }
 
-// Softmax and log_softmax forward and backward for each kernel layout: short contiguous rows
-// (one warp per row), long rows (one block per row: 1000 ImageNet classes, 5000), rows over
-// a middle dim and over dim 0 (strided columns), plus huge logits (the max shift).
+// Softmax and log_softmax forward and backward for each kernel layout: contiguous rows of up
+// to 1024 (one warp per row, in registers: every elements-per-lane count 1 to 32, full and
+// partial, 1000 ImageNet classes), longer rows (one block per row: 1025, 5000), rows over a
+// middle dim and over dim 0 (strided columns), plus huge logits (the max shift).
 TEST_P(CudaParity, SoftmaxForwardBackward) {
   FRAGILE_REQUIRE_CUDA_DEVICE();
   const std::vector<std::pair<Shape, int64_t>> cases = {
-      {{7, 10}, 1}, {{33, 1000}, 1}, {{2, 5000}, 1}, {{1, 1}, 0},
-      {{4, 6, 3, 5}, 1}, {{9, 257}, 0}};
+      {{7, 10}, 1},    {{17, 32}, 1},  {{17, 33}, 1},   {{9, 100}, 1},  {{9, 129}, 1},
+      {{9, 256}, 1},   {{9, 300}, 1},  {{33, 1000}, 1}, {{3, 1024}, 1}, {{3, 1025}, 1},
+      {{2, 5000}, 1},  {{1, 1}, 0},    {{4, 6, 3, 5}, 1}, {{9, 257}, 0}};
   for (const auto& [shape, dim] : cases) {
     for (const bool log : {false, true}) {
       const std::string what = std::string(log ? "log_softmax" : "softmax") + " dim " +

@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/functors/attack.h"
@@ -19,6 +22,9 @@ namespace fragile::fn {
 namespace {
 
 using LD = long double;
+// The unsigned integer of T's width, to compare results bit for bit (and -0 from +0).
+template <class T>
+using Bits = std::conditional_t<sizeof(T) == sizeof(float), uint32_t, uint64_t>;
 
 // Relative error with a floor, so values near zero are compared absolutely.
 template <class T>
@@ -120,6 +126,34 @@ TYPED_TEST(Functors, SoftplusIsStableAndHasNoLinearThreshold) {
   SoftplusDoubleBackward{10.0}(T(1), T(1), T(2.5), grad_g, grad_x);
   const LD want = 10.0L * std::exp(-25.0L) / std::pow(1.0L + std::exp(-25.0L), 2);
   EXPECT_LT(std::fabs(static_cast<LD>(grad_x) - want) / want, 1e-5L);
+}
+
+// The fused kernels share one exponential between softplus and its slope, and between
+// s(beta x) and s(-beta x): bit for bit the separate functors, on a sweep through both
+// saturated tails, zero and underflowing products (x = -1e-45 with beta 0.5).
+TYPED_TEST(Functors, SharedExponentialFunctorsEqualTheSeparateOnesBitForBit) {
+  using T = TypeParam;
+  std::vector<T> xs = {T(0), -T(0), T(-1e-45), T(1e-45), T(-1e4), T(1e4), T(-88), T(88)};
+  for (int i = -4000; i <= 4000; ++i) xs.push_back(T(i) * T(0.0123));
+  for (double beta : {0.5, 1.0, 3.0, 10.0}) {
+    const T b = T(beta);
+    for (T x : xs) {
+      T value = 0, slope = 0;
+      SoftplusWithSlope{beta}(x, value, slope);
+      EXPECT_EQ(std::bit_cast<Bits<T>>(value), std::bit_cast<Bits<T>>(Softplus{beta}(x)))
+          << "beta " << beta << " x " << x;
+      EXPECT_EQ(std::bit_cast<Bits<T>>(slope), std::bit_cast<Bits<T>>(Sigmoid{}(b * x)))
+          << "beta " << beta << " x " << x;
+      const T u = T(-1.3), g = T(0.7);
+      T grad_g = 0, grad_x = 0;
+      SoftplusDoubleBackward{beta}(u, g, x, grad_g, grad_x);
+      const T s = Sigmoid{}(b * x);
+      EXPECT_EQ(std::bit_cast<Bits<T>>(grad_g), std::bit_cast<Bits<T>>(T(u * s)));
+      EXPECT_EQ(std::bit_cast<Bits<T>>(grad_x),
+                std::bit_cast<Bits<T>>(T(u * g * b * s * Sigmoid{}(-(b * x)))))
+          << "beta " << beta << " x " << x;
+    }
+  }
 }
 
 TEST(FunctorDerivatives, SoftplusChainAgreesWithCentralDifferences) {
