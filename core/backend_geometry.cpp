@@ -13,6 +13,15 @@ void check_geometry_bound(const char* op, const char* what, int64_t v) {
   FRAGILE_CHECK(v <= 0x7fffffff, op, ": ", what, " ", v, " is too large (at most 2^31 - 1)");
 }
 
+// in + 2 pad, checked: `in` is usually a real extent, but a tensor without elements can have
+// an extent near 2^63 (a model's Reshape to [0, 2^63 - 1], say), and the sum would wrap.
+int64_t padded_extent(const char* op, int64_t in, int64_t pad) {
+  int64_t padded = 0;
+  FRAGILE_CHECK(!__builtin_add_overflow(in, 2 * pad, &padded), op, ": the input extent ", in,
+                " plus padding 2*", pad, " is past 2^63");
+  return padded;
+}
+
 }  // namespace
 
 RowsAround rows_around(const Shape& shape, int64_t dim) {
@@ -38,10 +47,11 @@ int64_t conv_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
   check_geometry_bound("conv", "dilation", dilation);
   // A dilated kernel spans d(k-1)+1 input positions.
   const int64_t span = dilation * (kernel - 1) + 1;
-  FRAGILE_CHECK(in + 2 * pad >= span, "conv: kernel (", kernel, ", dilation ", dilation,
+  const int64_t padded = padded_extent("conv", in, pad);
+  FRAGILE_CHECK(padded >= span, "conv: kernel (", kernel, ", dilation ", dilation,
                 ", spanning ", span, ") is larger than the padded input (", in, " + 2*", pad,
-                " = ", in + 2 * pad, ")");
-  return (in + 2 * pad - span) / stride + 1;
+                " = ", padded, ")");
+  return (padded - span) / stride + 1;
 }
 
 int64_t pool_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode) {
@@ -56,13 +66,18 @@ int64_t pool_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, b
   // never all padding and an average never divides an empty sum.
   FRAGILE_CHECK(pad <= kernel / 2, "pool: padding (", pad,
                 ") must be at most half the kernel size (", kernel, ")");
-  FRAGILE_CHECK(in + 2 * pad >= kernel, "pool: kernel (", kernel,
-                ") is larger than the padded input (", in, " + 2*", pad, " = ", in + 2 * pad,
-                ")");
-  int64_t out = (in + 2 * pad - kernel + (ceil_mode ? stride - 1 : 0)) / stride + 1;
-  // ceil_mode may add a window that starts in the right padding; PyTorch drops it: the last
-  // window must start inside the input or the left padding.
-  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+  const int64_t padded = padded_extent("pool", in, pad);
+  FRAGILE_CHECK(padded >= kernel, "pool: kernel (", kernel,
+                ") is larger than the padded input (", in, " + 2*", pad, " = ", padded, ")");
+  const int64_t reach = padded - kernel;  // the last window's latest start
+  int64_t out = reach / stride + 1;
+  // ceil_mode adds a window when the strides do not land on `reach` exactly; PyTorch drops it
+  // when it would start in the right padding (the last window must start inside the input or
+  // the left padding). Its start, out * stride, may pass 2^63: then it is past the input too.
+  if (ceil_mode && reach % stride != 0) {
+    int64_t start = 0;
+    if (!__builtin_mul_overflow(out, stride, &start) && start < in + pad) ++out;
+  }
   return out;
 }
 

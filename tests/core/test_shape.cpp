@@ -65,6 +65,33 @@ TEST(Shape, HugeWindowAttributesAreErrors) {
   EXPECT_EQ(conv_out_size(8, 3, 0x7fffffff, 1, 1), 1);
 }
 
+// Window output sizes with input extents near 2^63 (tensors without elements can have them):
+// in + 2 pad, and ceil_mode's rounding, are formed without wrapping; small geometries give
+// PyTorch's formula exactly, written here in its own terms.
+TEST(Shape, WindowOutputSizesOfHugeExtentsDoNotWrap) {
+  for (int64_t in = 0; in <= 20; ++in)
+    for (int64_t k = 1; k <= 5; ++k)
+      for (int64_t s = 1; s <= 4; ++s)
+        for (int64_t p = 0; p <= k / 2; ++p)
+          for (bool ceil_mode : {false, true}) {
+            if (in + 2 * p < k) continue;
+            const int64_t n = in + 2 * p - k;
+            int64_t want = (ceil_mode ? (n + s - 1) / s : n / s) + 1;
+            if (ceil_mode && (want - 1) * s >= in + p) --want;
+            EXPECT_EQ(pool_out_size(in, k, s, p, ceil_mode), want)
+                << in << " " << k << " " << s << " " << p << " " << ceil_mode;
+          }
+  // (2^63 - 4) / (2^31 - 1) = 4294967298 rem 2: ceil_mode adds a window, which starts inside.
+  EXPECT_EQ(pool_out_size(kMax, 3, 0x7fffffff, 0, true), 4294967299);
+  EXPECT_EQ(pool_out_size(kMax, 3, 0x7fffffff, 0, false), 4294967298);
+  EXPECT_EQ(pool_out_size(kMax - 2, 3, 0x7fffffff, 1, true), 4294967298);
+  EXPECT_EQ(conv_out_size(kMax, 1, 1, 0, 1), kMax);
+  EXPECT_ERROR_WITH(pool_out_size(kMax, 3, 1, 1, false),
+                    "pool: the input extent 9223372036854775807 plus padding 2*1 is past 2^63");
+  EXPECT_ERROR_WITH(conv_out_size(kMax - 1, 3, 1, 1, 1), "conv: the input extent",
+                    "plus padding 2*1 is past 2^63");
+}
+
 // numel_of multiplies from the front and stops growing at a 0 extent, so [0, 2^62, 8] has 0
 // elements; its stride for dim 0, 8 * 2^62, wrapped (to 0) unchecked.
 TEST(Shape, StridePastInt64IsAnError) {
