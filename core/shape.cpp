@@ -9,6 +9,11 @@ namespace fragile {
 int64_t numel_of(const Shape& shape) {
   // Checked: a shape computed from a hostile model (Pad by 2^62, say) must not wrap around to
   // a small element count and then be written past its end.
+  // A 0 extent anywhere means no elements, whatever the other extents multiply to: checked
+  // first, so that [2^62, 8, 0] has 0 elements as [0, 2^62, 8] does (order must not matter:
+  // a permuted view of an empty tensor is empty too).
+  for (int64_t s : shape)
+    if (s == 0) return 0;
   int64_t n = 1;
   for (int64_t s : shape)
     FRAGILE_CHECK(!__builtin_mul_overflow(n, s, &n), "shape ", shape_str(shape),
@@ -17,10 +22,9 @@ int64_t numel_of(const Shape& shape) {
 }
 
 Shape contiguous_strides(const Shape& shape) {
-  // Checked like numel_of, and needed even after numel_of succeeded: numel_of multiplies from
-  // the front and stops growing at a 0 extent, so a tensor without elements such as
-  // [0, 2^62, 8] passes it while its stride 8 * 2^62 is past int64. (The product with the first
-  // extent is no stride and is not formed.)
+  // Checked like numel_of, and needed even after numel_of succeeded: a shape with a 0 extent
+  // has 0 elements whatever the others are, so [0, 2^62, 8] passes numel_of while its stride
+  // 8 * 2^62 is past int64. (The product with the first extent is no stride and is not formed.)
   Shape strides(shape.size());
   int64_t s = 1;
   for (int64_t i = static_cast<int64_t>(shape.size()) - 1; i >= 0; --i) {

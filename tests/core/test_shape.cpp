@@ -26,6 +26,12 @@ TEST(Shape, ElementCountOverflowIsAnError) {
   EXPECT_EQ(numel_of({kMax}), kMax);
   EXPECT_ERROR_WITH(numel_of({25702, 7022836102411059203}), "more than 2^63 elements");
   EXPECT_ERROR_WITH(numel_of({int64_t{1} << 32, int64_t{1} << 32}), "more than 2^63 elements");
+  // A 0 extent anywhere: no elements, in any order of the extents.
+  EXPECT_EQ(numel_of({int64_t{1} << 62, 8, 0}), 0);
+  EXPECT_EQ(numel_of({int64_t{1} << 62, 0, 8}), 0);
+  const Tensor empty = Tensor::empty({int64_t{1} << 62, 8, 0});
+  EXPECT_EQ(empty.numel(), 0);
+  EXPECT_EQ(make_view(empty, {0, 8, int64_t{1} << 62}, {0, 0, 0}, 0).numel(), 0);
 }
 
 TEST(Shape, TensorWhoseBytesOverflowIsAnError) {
@@ -92,8 +98,8 @@ TEST(Shape, WindowOutputSizesOfHugeExtentsDoNotWrap) {
                     "plus padding 2*1 is past 2^63");
 }
 
-// numel_of multiplies from the front and stops growing at a 0 extent, so [0, 2^62, 8] has 0
-// elements; its stride for dim 0, 8 * 2^62, wrapped (to 0) unchecked.
+// [0, 2^62, 8] has 0 elements (any 0 extent does); its stride for dim 0, 8 * 2^62, wrapped
+// (to 0) unchecked.
 TEST(Shape, StridePastInt64IsAnError) {
   EXPECT_EQ(contiguous_strides({}), (Shape{}));
   EXPECT_EQ(contiguous_strides({2, 0, 5}), (Shape{0, 5, 1}));
