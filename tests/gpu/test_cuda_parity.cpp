@@ -561,20 +561,32 @@ TEST_P(CudaParity, FusedSoftplusDoubleBackward) {
   cuda::softplus_double_backward(u.d, g.d, x.d, beta, gg.d, gx.d);
   expect_close(gg.d, Tensor::from_vector(rg, s, dt()), tol(dt()), "fused double backward g");
   expect_close(gx.d, Tensor::from_vector(rx, s, dt()), tol(dt()), "fused double backward x");
+  // u one element into its buffer: not 16-byte aligned, so the one-element-per-access path.
+  const Shape s2 = {22, 17};
+  const Tensor u2 = make_view(u.d, s2, u.d.strides(), 1);
+  const Tensor g2 = make_view(g.d, s2, g.d.strides(), 0), x2 = make_view(x.d, s2, x.d.strides(), 0);
+  Outs gg2 = empty_pair(s2, dt()), gx2 = empty_pair(s2, dt());
+  std::vector<double> rg2(22 * 17), rx2(22 * 17);
+  for (size_t i = 0; i < rg2.size(); ++i) f(uv[i + 1], gv[i], xv[i], rg2[i], rx2[i]);
+  cuda::softplus_double_backward(u2, g2, x2, beta, gg2.d, gx2.d);
+  expect_close(gg2.d, Tensor::from_vector(rg2, s2, dt()), tol(dt()), "double backward g, unaligned u");
+  expect_close(gx2.d, Tensor::from_vector(rx2, s2, dt()), tol(dt()), "double backward x, unaligned u");
 }
 
 TEST_P(CudaParity, FusedAttackStep) {
   FRAGILE_REQUIRE_CUDA_DEVICE();
   // Two images, three channels with their own step, ball and box (as ImageNet preprocessing
   // gives): the CPU backend's loop over the same functor is the reference.
-  // Planes of 35 (one element per access), of 24 (whole 16-byte vectors) and 9000 planes of 4
-  // (more planes than the grid has rows: the kernel loops over them).
+  // The flat kernel: planes of 35, of 24 and 9000 planes of 4. The plane kernel (aligned
+  // planes of at least a block of 16-byte vectors): 150 planes of 32 x 48, more than the
+  // simulator's grid has rows, so it loops over planes.
   AttackStepParams p;
   p.alpha = {0.05, 0.02, 0.08};
   p.eps = {0.08, 0.03, 0.1};
   p.lo = {0.0, -0.5, 0.1};
   p.hi = {1.0, 0.5, 0.9};
-  for (const Shape& s : {Shape{2, 3, 5, 7}, Shape{2, 3, 4, 6}, Shape{3000, 3, 2, 2}}) {
+  for (const Shape& s :
+       {Shape{2, 3, 5, 7}, Shape{2, 3, 4, 6}, Shape{3000, 3, 2, 2}, Shape{50, 3, 32, 48}}) {
     const std::string name = "attack step " + shape_str(s);
     Pair x0 = uniform(s, 0.0, 1.0, dt(), rng);
     Pair d = coarse(s, dt(), rng);  // includes zeros: sign(0) = 0
@@ -637,7 +649,7 @@ TEST_P(CudaParity, SoftmaxForwardBackward) {
   FRAGILE_REQUIRE_CUDA_DEVICE();
   const std::vector<std::pair<Shape, int64_t>> cases = {
       {{7, 10}, 1},    {{17, 32}, 1},  {{17, 33}, 1},   {{9, 100}, 1},  {{9, 129}, 1},
-      {{9, 256}, 1},   {{9, 300}, 1},  {{33, 1000}, 1}, {{3, 1024}, 1}, {{3, 1025}, 1},
+      {{9, 256}, 1},   {{9, 300}, 1},  {{5, 64}, 1},    {{5, 128}, 1},  {{5, 512}, 1},  {{33, 1000}, 1}, {{3, 1024}, 1}, {{3, 1025}, 1},
       {{2, 5000}, 1},  {{1, 1}, 0},    {{4, 6, 3, 5}, 1}, {{9, 257}, 0}};
   for (const auto& [shape, dim] : cases) {
     for (const bool log : {false, true}) {
