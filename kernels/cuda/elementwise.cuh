@@ -1,4 +1,5 @@
-// The element-wise launch machinery behind unary, binary, where, copy and fill.
+// The element-wise launch machinery behind unary, binary, where, copy, fill and the fused
+// two-output kernels (fused.cu).
 //
 // Vocabulary: an element-wise map has one output and K inputs (K = 0..3), all views of the
 // output's shape with arbitrary strides (stride 0 = broadcast). map(f, out, in...) computes
@@ -20,6 +21,7 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <utility>
 
 #include "core/tensor.h"
@@ -100,6 +102,24 @@ struct alignas(sizeof(T) * V) Vec {
   T v[V];
 };
 
+template <int V, class T>
+__device__ __forceinline__ Vec<T, V> load_vec(const T* p) {
+  return *reinterpret_cast<const Vec<T, V>*>(p);
+}
+
+// The one loop every contiguous kernel shares: a grid-stride walk over n elements in whole
+// V-element vectors, vec(i) taking elements i .. i + V - 1, then the last n % V elements one
+// at a time, one(i) taking element i.
+template <int V, class VecStep, class OneStep>
+__device__ __forceinline__ void for_each_contiguous(int64_t n, const VecStep& vec,
+                                                    const OneStep& one) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t nvec = n / V;
+  for (int64_t i = tid; i < nvec; i += stride) vec(i * V);
+  for (int64_t i = nvec * V + tid; i < n; i += stride) one(i);
+}
+
 // The vectors come by value: that makes each one a single wide load (by reference, nvcc
 // loads the fields one by one).
 template <int V, class F, class O, class... In>
@@ -113,13 +133,27 @@ __device__ __forceinline__ void apply_vec(const F& f, O* out, Vec<In, V>... in) 
 // Contiguous: element i of every operand is ptr[i]. V elements per thread per step.
 template <int V, class F, class O, class... In>
 __global__ void map_contig_kernel(F f, O* out, int64_t n, const In*... in) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const int64_t nvec = n / V;
-  for (int64_t i = tid; i < nvec; i += stride) {
-    apply_vec<V>(f, out + i * V, *reinterpret_cast<const Vec<In, V>*>(in + i * V)...);
-  }
-  for (int64_t i = nvec * V + tid; i < n; i += stride) out[i] = f(in[i]...);
+  for_each_contiguous<V>(
+      n, [&](int64_t i) { apply_vec<V>(f, out + i, load_vec<V>(in + i)...); },
+      [&](int64_t i) { out[i] = f(in[i]...); });
+}
+
+// Two outputs from one evaluation: f(in_0, ..., in_{K-1}, out_0&, out_1&), e.g. softplus's
+// value and slope from one exponential.
+template <int V, class F, class O, class... In>
+__device__ __forceinline__ void apply_vec2(const F& f, O* out0, O* out1, Vec<In, V>... in) {
+  Vec<O, V> o0, o1;
+#pragma unroll
+  for (int j = 0; j < V; ++j) f(in.v[j]..., o0.v[j], o1.v[j]);
+  *reinterpret_cast<Vec<O, V>*>(out0) = o0;
+  *reinterpret_cast<Vec<O, V>*>(out1) = o1;
+}
+
+template <int V, class F, class O, class... In>
+__global__ void map2_contig_kernel(F f, O* out0, O* out1, int64_t n, const In*... in) {
+  for_each_contiguous<V>(
+      n, [&](int64_t i) { apply_vec2<V>(f, out0 + i, out1 + i, load_vec<V>(in + i)...); },
+      [&](int64_t i) { f(in[i]..., out0[i], out1[i]); });
 }
 
 template <class F, class O, size_t... K, class... In>
@@ -210,6 +244,24 @@ void map(const F& f, const Shape& shape, Arg<O> out, Arg<const In>... in) {
   }
   detail::launch_strided<N>(std::index_sequence_for<In...>{}, f, g.sizes, g.strides, out.ptr,
                             static_cast<const In*>(in.ptr)...);
+}
+
+// Two-output map over n contiguous elements of one type T: f(in[i]..., out0[i], out1[i]).
+// 16-byte accesses when every pointer is aligned, like map's contiguous path.
+template <class F, class T, class... In>
+void map2_contiguous(const F& f, int64_t n, T* out0, T* out1, const In*... in) {
+  static_assert((std::is_same_v<T, In> && ...), "map2_contiguous: one element type");
+  if (n == 0) return;
+  constexpr int V = static_cast<int>(16 / sizeof(T));
+  const bool vec = n >= V && detail::aligned_to(out0, 16) && detail::aligned_to(out1, 16) &&
+                   (detail::aligned_to(in, 16) && ...);
+  if (vec) {
+    launch(map2_contig_kernel<V, F, T, In...>, grid_for(n / V, kThreads), kThreads)(
+        f, out0, out1, n, in...);
+  } else {
+    launch(map2_contig_kernel<1, F, T, In...>, grid_for(n, kThreads), kThreads)(
+        f, out0, out1, n, in...);
+  }
 }
 
 }  // namespace fragile::cuda

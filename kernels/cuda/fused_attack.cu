@@ -170,8 +170,8 @@ dim3 plane_grid(int64_t planes, int64_t per_plane, int64_t n) {
 }
 
 void check_moment_count(int64_t k, const char* what) {
-  FRAGILE_CHECK(k >= 1 && k <= kMaxMoments, what, ": ", k, " weight maps; the CUDA kernel takes 1 to ",
-                kMaxMoments);
+  FRAGILE_CHECK(k >= 1 && k <= kMaxMoments, what, ": ", k,
+                " weight maps; the CUDA kernel takes 1 to ", kMaxMoments);
 }
 
 }  // namespace

@@ -66,7 +66,8 @@ __global__ void max_pool_kernel(PoolGeom g, const T* x, T* out, int64_t* indices
 struct Covering {
   int64_t first, last;
 };
-__device__ __forceinline__ Covering covering(int64_t r, int64_t k, int64_t s, int64_t p, int64_t count) {
+__device__ __forceinline__ Covering covering(int64_t r, int64_t k, int64_t s, int64_t p,
+                                             int64_t count) {
   const int64_t t = r + p - k;
   return {t < 0 ? 0 : t / s + 1, min((r + p) / s, count - 1)};
 }

@@ -116,7 +116,8 @@ __global__ void softmax_backward_rows(const T* g, const T* y, T* dx, int64_t row
 // Each lane sums its elements in index order, then the lanes combine by row_reduce's
 // butterfly: a fixed order, so results are deterministic run to run.
 template <class T, int K, bool kLog>
-__global__ void __launch_bounds__(kBlock) softmax_rows_cached(const T* x, T* y, int64_t rows, int64_t len) {
+__global__ void __launch_bounds__(kBlock)
+    softmax_rows_cached(const T* x, T* y, int64_t rows, int64_t len) {
   constexpr int kRowsPerBlock = kBlock / 32;
   const int lane = threadIdx.x % 32;
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
@@ -159,8 +160,8 @@ __global__ void __launch_bounds__(kBlock) softmax_rows_cached(const T* x, T* y, 
 }
 
 template <class T, int K, bool kLog>
-__global__ void __launch_bounds__(kBlock) softmax_backward_rows_cached(const T* g, const T* y, T* dx, int64_t rows,
-                                             int64_t len) {
+__global__ void __launch_bounds__(kBlock)
+    softmax_backward_rows_cached(const T* g, const T* y, T* dx, int64_t rows, int64_t len) {
   constexpr int kRowsPerBlock = kBlock / 32;
   const int lane = threadIdx.x % 32;
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
@@ -188,17 +189,21 @@ __global__ void __launch_bounds__(kBlock) softmax_backward_rows_cached(const T* 
   }
 }
 
-// Calls f(K) with K, a compile-time power of two, the elements per lane of a row of len <= 1024.
-template <class F>
+// Calls f(K) with K, a compile-time power of two, the elements per lane of a row of
+// len <= kMaxLen: the smallest K with 32 K >= len. Only the K up to kMaxLen / 32 are
+// instantiated (the forward, which caches rows of up to 256, needs no K of 16 or 32).
+template <int64_t kMaxLen, int K = 1, class F>
 void with_elements_per_lane(int64_t len, F f) {
-  if (len <= 32) f(std::integral_constant<int, 1>{});
-  else if (len <= 64) f(std::integral_constant<int, 2>{});
-  else if (len <= 128) f(std::integral_constant<int, 4>{});
-  else if (len <= 256) f(std::integral_constant<int, 8>{});
-  else if (len <= 512) f(std::integral_constant<int, 16>{});
-  else f(std::integral_constant<int, 32>{});
+  static_assert(kMaxLen <= kWarpRowMax, "one warp holds at most kWarpRowMax elements");
+  if constexpr (32 * K >= kMaxLen) {
+    FRAGILE_CHECK(len <= kMaxLen, "softmax: a row of ", len, " elements is over ", kMaxLen);
+    f(std::integral_constant<int, K>{});
+  } else if (len <= 32 * K) {
+    f(std::integral_constant<int, K>{});
+  } else {
+    with_elements_per_lane<kMaxLen, 2 * K>(len, f);
+  }
 }
-static_assert(kWarpRowMax == 32 * 32, "with_elements_per_lane covers rows of up to 32 x 32");
 
 // ---- strided columns (inner > 1) ------------------------------------------------------------
 template <class T, bool kLog>
@@ -283,7 +288,7 @@ void CudaBackend::softmax(const Tensor& x_in, int64_t dim, bool log, Tensor& out
       if constexpr (R == 0) {
         launch(softmax_columns<T, kLog>, column_grid(geo), kBlock)(xp, yp, geo);
       } else if (R == 32 && geo.len <= kCachedForwardRowMax) {
-        with_elements_per_lane(geo.len, [&](auto k_tag) {
+        with_elements_per_lane<kCachedForwardRowMax>(geo.len, [&](auto k_tag) {
           constexpr int K = decltype(k_tag)::value;
           launch(softmax_rows_cached<T, K, kLog>, row_grid(geo.outer, R), kBlock)(
               xp, yp, geo.outer, geo.len);
@@ -311,7 +316,7 @@ void CudaBackend::softmax_backward(const Tensor& g_in, const Tensor& y_in, int64
       if constexpr (R == 0) {
         launch(softmax_backward_columns<T, kLog>, column_grid(geo), kBlock)(gp, yp, dp, geo);
       } else if constexpr (R == 32) {
-        with_elements_per_lane(geo.len, [&](auto k_tag) {
+        with_elements_per_lane<kWarpRowMax>(geo.len, [&](auto k_tag) {
           constexpr int K = decltype(k_tag)::value;
           launch(softmax_backward_rows_cached<T, K, kLog>, row_grid(geo.outer, R), kBlock)(
               gp, yp, dp, geo.outer, geo.len);
