@@ -77,6 +77,8 @@ Tensor Tensor::uniform(const Shape& shape, double lo, double hi, std::mt19937_64
 int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
 
 bool Tensor::is_contiguous() const {
+  // Without elements there is nothing to lay out (and the extents' product may be past 2^63).
+  if (numel() == 0) return true;
   int64_t expected = 1;
   for (int64_t i = dim() - 1; i >= 0; --i) {
     if (shape()[i] == 1) continue;  // the stride of an extent-1 dim never matters

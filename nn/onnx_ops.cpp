@@ -539,11 +539,13 @@ Tensors softmax_like(const OpContext& c) {
   if (c.opset >= 13) return {F(x, wrap_dim(c.node.get_int("axis", -1), x.dim(), "Softmax"))};
   int64_t axis = c.node.get_int("axis", 1);
   if (axis < 0) axis += x.dim();
-  FRAGILE_CHECK(axis >= 0 && axis <= x.dim(), "axis out of range");
-  if (axis == x.dim() - 1) return {F(x, axis)};
-  int64_t outer = 1;
-  for (int64_t i = 0; i < axis; ++i) outer *= x.size(i);
-  return {reshape(F(reshape(x, {outer, x.numel() / std::max<int64_t>(outer, 1)}), 1), x.shape())};
+  FRAGILE_CHECK(axis >= 0 && axis <= x.dim(), "axis out of range for shape ",
+                shape_str(x.shape()));
+  // Without elements there is nothing to normalise; the flattened extents need not exist then
+  // ([2^62, 8, 0] flattened at axis 2 would be [2^65, 0]).
+  if (axis == x.dim() - 1 || x.numel() == 0) return {F(x, x.dim() - 1)};
+  const int64_t outer = dims_product(x.shape(), 0, axis);  // at most numel: no overflow
+  return {reshape(F(reshape(x, {outer, x.numel() / outer}), 1), x.shape())};
 }
 
 Tensors op_batch_norm(const OpContext& c) {

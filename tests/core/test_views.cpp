@@ -34,5 +34,19 @@ TEST(Views, ViewsReachingOutsideTheStorageAreErrors) {
   EXPECT_ERROR_WITH(make_view(t, {2, 2}, {1}, 0), "reaches outside");     // rank mismatch
 }
 
+// A view without elements is contiguous whatever its extents and strides: there is nothing to
+// lay out. The check used to multiply the extents from the innermost out, and for
+// [0, 2^32, 2^32] that product passed 2^63 (undefined behaviour) and, wrapped to 0, made the
+// answer depend on the outermost stride.
+TEST(Views, AViewWithoutElementsIsContiguous) {
+  const Tensor t = Tensor::ones({4, 6});
+  constexpr int64_t k32 = int64_t{1} << 32;
+  EXPECT_TRUE(make_view(t, {0, k32, k32}, {5, k32, 1}, 0).is_contiguous());
+  EXPECT_TRUE(make_view(t, {6, 0}, {1, 6}, 0).is_contiguous());
+  EXPECT_TRUE(make_view(t, {3, 6}, {6, 1}, 6).is_contiguous());
+  EXPECT_FALSE(make_view(t, {6, 4}, {1, 6}, 0).is_contiguous());  // the transpose
+  EXPECT_FALSE(make_view(t, {5, 6}, {0, 1}, 18).is_contiguous());  // a broadcast row
+}
+
 }  // namespace
 }  // namespace fragile

@@ -263,5 +263,22 @@ TEST(HostileModels, ConcatOfEmptyTensors) {
   EXPECT_EQ(y.to_vector(), x.to_vector());
 }
 
+// Softmax before opset 13 flattens to [prod(shape[:axis]), prod(shape[axis:])]. An input
+// without elements keeps its shape; for [2^62, 8, 0] at axis 2 the outer product used to be
+// formed unchecked and pass 2^63 (undefined behaviour, which UBSan reports in the ASan build).
+TEST(HostileModels, SoftmaxBeforeOpset13OfAnEmptyTensorKeepsItsShape) {
+  auto softmax = [](const Shape& shape, int64_t axis) {
+    return run_one(model_of(shape, {{.op = "Softmax", .int_attrs = {{"axis", axis}}}}), shape)
+        .shape();
+  };
+  EXPECT_EQ(softmax({0, 5}, 1), (Shape{0, 5}));
+  EXPECT_EQ(softmax({2, 0, 3}, 1), (Shape{2, 0, 3}));
+  EXPECT_EQ(softmax({2, 0, 3}, 0), (Shape{2, 0, 3}));
+  EXPECT_EQ(softmax({2, 0, 3}, 3), (Shape{2, 0, 3}));
+  const Shape huge{int64_t{1} << 62, 8, 0};
+  EXPECT_EQ(softmax(huge, 2), huge);
+  EXPECT_EQ(softmax(huge, 1), huge);
+}
+
 }  // namespace
 }  // namespace fragile::nntest
