@@ -31,7 +31,19 @@
 // One step per pair of events, so the time includes any stretch where the GPU waited for the
 // host to launch the next kernel: what a caller of the step waits for. Counter images_per_s =
 // N / step time.
+//
+// Host cost per device op (what makes eager batch-1 SqueezeNet host bound), ops so small the
+// GPU always waits for the host, so the event time is the host's:
+//   cuda/host/softplus_op    64 chained softplus on a one-element tensor: the engine plus one
+//                            kernel launch per op
+//   cuda/host/conv_op        64 chained 1x1 convolutions of a [1, 1, 4, 4] tensor: the engine
+//                            plus conv2d.cu's per-call set-up and one cuDNN call per op
+//   cuda/host/cudnn_conv_descriptors  only that set-up's descriptors: the 4 cuDNN descriptors
+//                            conv2d.cu creates, sets and destroys per call; host code that
+//                            needs no device (CPU time, not events)
+// items_per_second = ops per second.
 #include <benchmark/benchmark.h>
+#include <cudnn.h>
 
 #include <exception>
 #include <memory>
@@ -282,6 +294,65 @@ void cuda_squeezenet_attack_step_graph(benchmark::State& st) {
   });
 }
 
+// ---- host cost per op ---------------------------------------------------------------------
+
+constexpr int kHostChain = 64;
+
+void cuda_host_softplus_op(benchmark::State& st) {
+  on_device(st, [&] {
+    const Tensor x = Tensor::full({1}, 0.5, DType::Float32, Device::CUDA);
+    time_steps(st, [&] {
+      Tensor y = x;
+      for (int i = 0; i < kHostChain; ++i) y = softplus(y, kBeta);
+      benchmark::DoNotOptimize(y.raw_data());
+    });
+    st.SetItemsProcessed(st.iterations() * kHostChain);
+  });
+}
+
+void cuda_host_conv_op(benchmark::State& st) {
+  on_device(st, [&] {
+    const Tensor x = Tensor::full({1, 1, 4, 4}, 0.5, DType::Float32, Device::CUDA);
+    const Tensor w = Tensor::full({1, 1, 1, 1}, 0.9, DType::Float32, Device::CUDA);
+    time_steps(st, [&] {
+      Tensor y = x;
+      for (int i = 0; i < kHostChain; ++i) y = conv2d(y, w, Tensor(), Conv2dParams{});
+      benchmark::DoNotOptimize(y.raw_data());
+    });
+    st.SetItemsProcessed(st.iterations() * kHostChain);
+  });
+}
+
+// As conv2d.cu's Descs for one SqueezeNet fire-module squeeze (x [1, 64, 55, 55], w [16, 64,
+// 1, 1]); the calls' cost does not depend on the extents.
+void cuda_host_cudnn_conv_descriptors(benchmark::State& st) {
+  int failed = 0;  // cuDNN calls that did not return CUDNN_STATUS_SUCCESS
+  auto call = [&](cudnnStatus_t status) { failed += status != CUDNN_STATUS_SUCCESS; };
+  for (auto _ : st) {
+    cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+    cudnnFilterDescriptor_t w = nullptr;
+    cudnnConvolutionDescriptor_t conv = nullptr;
+    call(cudnnCreateTensorDescriptor(&x));
+    call(cudnnSetTensor4dDescriptor(x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, 64, 55, 55));
+    call(cudnnCreateTensorDescriptor(&y));
+    call(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, 16, 55, 55));
+    call(cudnnCreateFilterDescriptor(&w));
+    call(cudnnSetFilter4dDescriptor(w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, 16, 64, 1, 1));
+    call(cudnnCreateConvolutionDescriptor(&conv));
+    call(cudnnSetConvolution2dDescriptor(conv, 0, 0, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION,
+                                         CUDNN_DATA_FLOAT));
+    call(cudnnSetConvolutionGroupCount(conv, 1));
+    call(cudnnSetConvolutionMathType(conv, CUDNN_FMA_MATH));
+    benchmark::DoNotOptimize(conv);
+    call(cudnnDestroyConvolutionDescriptor(conv));
+    call(cudnnDestroyFilterDescriptor(w));
+    call(cudnnDestroyTensorDescriptor(y));
+    call(cudnnDestroyTensorDescriptor(x));
+  }
+  if (failed) st.SkipWithError("a cuDNN descriptor call failed");
+  st.SetItemsProcessed(st.iterations());
+}
+
 }  // namespace
 
 // Names stay as given apart from Google Benchmark's "/manual_time" (MinTime or Iterations would
@@ -307,3 +378,9 @@ BENCHMARK(cuda_squeezenet_attack_step)->Name("cuda/squeezenet/attack_step")->Arg
     ->Arg(64)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(cuda_squeezenet_attack_step_graph)->Name("cuda/squeezenet/attack_step_graph")->Arg(1)
     ->Arg(8)->Arg(64)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(cuda_host_softplus_op)->Name("cuda/host/softplus_op")->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(cuda_host_conv_op)->Name("cuda/host/conv_op")->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(cuda_host_cudnn_conv_descriptors)->Name("cuda/host/cudnn_conv_descriptors")
+    ->Unit(benchmark::kMicrosecond);

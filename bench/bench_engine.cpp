@@ -9,6 +9,11 @@
 //   elementwise/sigmoid            sigmoid(x), 4M float32 in [-12, 12] (the saturated tails of a
 //   elementwise/softplus_backward  g * sigmoid(beta x)     real network's pre-activations), beta 1
 //   elementwise/softplus           softplus_beta(x)
+//   engine/op_overhead/forward     the engine's own host cost per op: 64 chained softplus on a
+//   engine/op_overhead/grad        one-element tensor (no math to speak of), without autograd,
+//                                  and recorded then differentiated (a forward op and its
+//                                  backward op each); items_per_second = ops per second.
+//                                  Device backends pay this on top of their launches.
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -139,6 +144,29 @@ void elementwise_softplus_backward(benchmark::State& st) {
   st.SetBytesProcessed(st.iterations() * kElementwise * 4 * 3);
 }
 
+// The engine's host cost per op, measured where the math is negligible: 64 softplus ops chained
+// on a one-element tensor. What an eager GPU step pays besides kernel launches and library
+// calls (a shape check, an output tensor, with autograd a graph node and its backward).
+constexpr int kChain = 64;
+
+Tensor softplus_chain(Tensor x) {
+  for (int i = 0; i < kChain; ++i) x = softplus(x, 1.0);
+  return x;
+}
+
+void engine_op_overhead_forward(benchmark::State& st) {
+  const Tensor x = Tensor::full({1}, 0.5, DType::Float32);
+  for (auto _ : st) benchmark::DoNotOptimize(softplus_chain(x).raw_data());
+  st.SetItemsProcessed(st.iterations() * kChain);
+}
+
+void engine_op_overhead_grad(benchmark::State& st) {
+  Tensor x = Tensor::full({1}, 0.5, DType::Float32);
+  x.set_requires_grad(true);
+  for (auto _ : st) benchmark::DoNotOptimize(grad({softplus_chain(x)}, {x})[0].raw_data());
+  st.SetItemsProcessed(st.iterations() * 2 * kChain);  // each forward op and its backward
+}
+
 }  // namespace
 
 BENCHMARK(conv_forward)->Name("conv/forward")->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond);
@@ -146,8 +174,12 @@ BENCHMARK(conv_backward)->Name("conv/backward")->Arg(1)->Arg(8)->Unit(benchmark:
 BENCHMARK(conv_double_backward)->Name("conv/double_backward")->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond);
 BENCHMARK(cnn_input_grad)->Name("cnn/input_grad")->Arg(1)->Arg(32)->Unit(benchmark::kMillisecond);
 BENCHMARK(cnn_input_hvp)->Name("cnn/input_hvp")->Arg(1)->Arg(32)->Unit(benchmark::kMillisecond);
-BENCHMARK_MAIN();
 BENCHMARK(elementwise_sigmoid)->Name("elementwise/sigmoid")->Unit(benchmark::kMicrosecond);
 BENCHMARK(elementwise_softplus)->Name("elementwise/softplus")->Unit(benchmark::kMicrosecond);
 BENCHMARK(elementwise_softplus_backward)->Name("elementwise/softplus_backward")
     ->Unit(benchmark::kMicrosecond);
+BENCHMARK(engine_op_overhead_forward)->Name("engine/op_overhead/forward")
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(engine_op_overhead_grad)->Name("engine/op_overhead/grad")
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_MAIN();

@@ -13,8 +13,8 @@ mode, built from the same ONNX file by a small graph walker (F.conv2d, F.max_poo
 
 --device cuda: bench_cuda.cpp's workloads (the cuda/ benchmarks; needs fragile built with the
 CUDA backend and a CUDA-enabled PyTorch): the fused element-wise kernels against their PyTorch
-eager equivalents, and SqueezeNet's input gradient, input HVP and top-k attack direction at
-batch 1, 8 and 64. Both sides are timed with CUDA events around each call, after a warm-up, with
+eager equivalents, SqueezeNet's input gradient, input HVP and top-k attack direction at
+batch 1, 8 and 64, and the host cost per op (cuda/host/: chains of tiny softplus and conv ops). Both sides are timed with CUDA events around each call, after a warm-up, with
 TF32 off (fragile computes float32 without it). Also prints the fused kernels' bandwidth and the
 HVP / gradient time ratios.
 """
@@ -180,6 +180,42 @@ SOFTMAX_ROW = 1024  # bench_cuda.cpp's kSoftmaxRow
 CUDA_BATCHES = (1, 8, 64)
 
 
+HOST_CHAIN = 64  # bench_engine.cpp's kChain and bench_cuda.cpp's kHostChain
+
+
+def host_cost_workloads(device):
+    """Ops too small for their math to matter: the host cost per op. 64 chained softplus on a
+    one-element tensor (as a forward, and recorded then differentiated), and on CUDA 64 chained
+    1x1 convolutions of a [1, 1, 4, 4] tensor. Keyed by fragile's benchmark names."""
+    x = torch.full((1,), 0.5, device=device)
+
+    def softplus_chain(y):
+        for _ in range(HOST_CHAIN):
+            y = F.softplus(y)
+        return y
+
+    def forward():
+        return softplus_chain(x)
+
+    leaf = x.clone().requires_grad_()
+
+    def grad():
+        return torch.autograd.grad(softplus_chain(leaf), leaf)
+
+    if device == "cpu":
+        return {"engine/op_overhead/forward": forward, "engine/op_overhead/grad": grad}
+    xc = torch.full((1, 1, 4, 4), 0.5, device=device)
+    w = torch.full((1, 1, 1, 1), 0.9, device=device)
+
+    def conv_chain():
+        y = xc
+        for _ in range(HOST_CHAIN):
+            y = F.conv2d(y, w)
+        return y
+
+    return {"cuda/host/softplus_op": forward, "cuda/host/conv_op": conv_chain}
+
+
 def fused_workloads(device, numel=FUSED_NUMEL):
     """PyTorch eager equivalents of the fused kernels, keyed by benchmark name. beta = 1, as on
     the fragile side (so softplus and sigmoid are single PyTorch kernels; x in [-6, 6] never
@@ -245,11 +281,12 @@ def cuda_workload_names():
     names = list(FUSED_TENSORS_MOVED)
     for what in ("input_grad", "input_hvp", "attack_step", "attack_step_graph"):
         names += [f"cuda/squeezenet/{what}/{n}" for n in CUDA_BATCHES]
-    return names
+    return names + ["cuda/host/softplus_op", "cuda/host/conv_op"]
 
 
 def cuda_workloads(device="cuda", batches=CUDA_BATCHES, numel=FUSED_NUMEL):
     out = fused_workloads(device, numel)
+    out.update(host_cost_workloads(device))
     path = squeezenet_path()
     if os.path.exists(path):
         out.update(squeezenet_workloads(path, device, batches, prefix="cuda/"))
@@ -311,6 +348,7 @@ def workloads():
 
         out[f"cnn/input_grad/{n}"] = grad_only
         out[f"cnn/input_hvp/{n}"] = hvp
+    out.update(host_cost_workloads("cpu"))
     squeeze = squeezenet_path()
     if os.path.exists(squeeze):
         out.update(squeezenet_workloads(squeeze))
@@ -355,7 +393,7 @@ def main_cpu(args):
     res = subprocess.run([args.fragile_bench, "--benchmark_format=json",
                           "--benchmark_min_time=0.5", "--benchmark_filter=" + exact_filter(todo)],
                          check=True, capture_output=True, text=True, env=env)
-    ours = {b["name"]: b["real_time"] for b in json.loads(res.stdout)["benchmarks"]}
+    ours = {name: r["ms"] for name, r in fragile_results(res.stdout).items() if "ms" in r}
     print(f"{'workload':28s} {'fragile ms':>11s} {'pytorch ms':>11s} {'ratio':>7s}")
     print(f"# {torch.__version__}, {args.threads} threads, CPU")
     for name, fn in todo.items():
