@@ -6,8 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install_deps.sh
-bash tools/build.sh "$@"
-(cd "${BUILD_DIR:-build}" && ctest --output-on-failure -j"$(nproc)" --timeout 1500)
+# Tests and benchmarks on explicitly: a build folder configured without them (by hand, or by
+# an older tools/main.sh) must not make this command run stale test binaries or none.
+bash tools/build.sh -DFRAGILE_TESTS=ON -DFRAGILE_BENCH=ON "$@"
+(cd "${BUILD_DIR:-build}" && ctest --output-on-failure -j"$(nproc)" --timeout 1500 --no-tests=error)
 
 if [ -z "${SKIP_ASAN:-}" ]; then
   ASAN_DIR=${ASAN_BUILD_DIR:-build-asan}
