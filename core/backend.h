@@ -21,7 +21,6 @@ namespace fragile {
 enum class UnaryOp {
   Neg, Exp, Log, Abs, Sign, Sqrt,
   Relu,          // max(x, 0)
-  ReluMask,      // 1 if x > 0 else 0   (relu'(0) = 0)
   Sigmoid, Tanh,
   Softplus,      // a = beta: log(1 + exp(beta x)) / beta, stable for all x
   PowScalar,     // a = exponent
@@ -33,6 +32,7 @@ enum class BinaryOp {
   Add, Sub, Mul, Div, Pow,
   Eq, Ne, Lt, Le, Gt, Ge,   // 1.0 / 0.0 in the input dtype
   SoftplusBackward,         // (grad, x), a = beta: grad * sigmoid(beta x)
+  ReluBackward,             // (grad, x): x > 0 ? grad : 0 (relu'(0) = 0)
 };
 
 enum class ReduceOp { Sum, Max };

@@ -87,7 +87,12 @@ Grads where_bw(const Node& n, const Tensor& g, const Needs& need) {
 
 // ---- activations ----------------------------------------------------------------------------
 Grads relu_bw(const Node& n, const Tensor& g, const Needs&) {
-  return {mul(g, mask(UnaryOp::ReluMask, in(n, 0)))};
+  return {relu_backward(g, in(n, 0))};
+}
+// r = (x > 0 ? g : 0): linear in g with the same mask; piecewise constant in x, so no gradient
+// for x (relu_backward records x detached).
+Grads relu_backward_bw(const Node& n, const Tensor& u, const Needs& need) {
+  return {need[0] ? relu_backward(u, in(n, 1)) : Tensor(), Tensor()};
 }
 // sigma' = sigma(x) sigma(-x), not y (1 - y): in float32, 1 - y has no significant digits left
 // once x > ~16, while sigma(-x) keeps full relative precision.
@@ -329,6 +334,7 @@ const std::vector<OpDef> kTable = {
   {"gt",                       nullptr,                    false},
   {"ge",                       nullptr,                    false},
   {"relu",                     relu_bw,                    false},
+  {"relu_backward",            relu_backward_bw,           false},
   {"sigmoid",                  sigmoid_bw,                 true},
   {"tanh",                     tanh_bw,                    true},
   {"softplus",                 softplus_bw,                false},

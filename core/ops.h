@@ -121,6 +121,9 @@ Tensor global_avg_pool2d(const Tensor& x);  // [N,C,H,W] -> [N,C,1,1] [composite
 
 // ---- activations --------------------------------------------------------------------------
 Tensor relu(const Tensor& x);  // relu'(0) = 0
+// relu's backward, x > 0 ? grad : 0, as one op (its own backward: relu_backward(u, x) for grad;
+// x is taken without history, its derivative being zero almost everywhere).
+Tensor relu_backward(const Tensor& grad, const Tensor& x);
 // softplus_beta(x) = log(1 + exp(beta x)) / beta, computed stably for every x (no threshold).
 Tensor softplus(const Tensor& x, double beta = 1.0);
 // grad * sigmoid(beta x): softplus's backward as one fused op with its own derivative rule.

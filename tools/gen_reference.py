@@ -579,6 +579,9 @@ def stable_sigmoid(z):
 def activation_cases():
     r = Rng("relu")
     add_case("relu", "relu", [(r.away(4, 5), True)], torch.relu)
+    r = Rng("relu_backward")  # PyTorch's threshold_backward: a select, not grad * mask
+    add_case("relu_backward", "relu_backward", [(r.randn(4, 5), True), (r.away(4, 5), True)],
+             lambda g, x: torch.ops.aten.threshold_backward(g, x, 0.0))
     for tag, beta, lo, hi in [("beta1", 1.0, -4, 4), ("beta10", 10.0, -1, 1),
                               ("beta10_wide", 10.0, -6, 6), ("beta0_5", 0.5, -8, 8)]:
         name = "softplus_" + tag

@@ -83,6 +83,17 @@ Tensor softplus_backward(const Tensor& grad, const Tensor& x, double beta) {
   return record(op_def("softplus_backward"), {grad, x}, out, ScalarAttrs{beta, 0});
 }
 
+Tensor relu_backward(const Tensor& grad, const Tensor& x) {
+  check_float(x, "relu_backward");
+  FRAGILE_CHECK(grad.shape() == x.shape(), "relu_backward: grad ", shape_str(grad.shape()),
+                " vs input ", shape_str(x.shape()));
+  Tensor out = raw_binary(BinaryOp::ReluBackward, grad, x, "relu_backward");
+  // x is recorded detached: the result is piecewise constant in x (no gradient flows to it),
+  // so a ReLU network's gradient map keeps no history of its input, as PyTorch's does not
+  // move either; the attacks' surrogate exists for exactly this reason.
+  return record(op_def("relu_backward"), {grad, x.detach()}, out);
+}
+
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_same(a, b, "where");
   check_same(cond, a, "where (condition)");

@@ -59,7 +59,6 @@ void run_unary(UnaryOp op, const Tensor& x, Tensor& out, ScalarArgs s) {
     case UnaryOp::Sign: return map1<T>(x, out, fn::Sign{});
     case UnaryOp::Sqrt: return map1<T>(x, out, fn::Sqrt{});
     case UnaryOp::Relu: return map1<T>(x, out, fn::Relu{});
-    case UnaryOp::ReluMask: return map1<T>(x, out, fn::ReluMask{});
     case UnaryOp::Sigmoid: return map1<T>(x, out, fn::Sigmoid{});
     case UnaryOp::Tanh: return map1<T>(x, out, fn::Tanh{});
     case UnaryOp::Softplus: return map1<T>(x, out, fn::Softplus{s.a});
@@ -85,6 +84,7 @@ void run_binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out, Scal
     case BinaryOp::Gt: return map2<T>(a, b, out, fn::Gt{});
     case BinaryOp::Ge: return map2<T>(a, b, out, fn::Ge{});
     case BinaryOp::SoftplusBackward: return map2<T>(a, b, out, fn::SoftplusBackward{s.a});
+    case BinaryOp::ReluBackward: return map2<T>(a, b, out, fn::ReluBackward{});
   }
   FRAGILE_FAIL("unknown binary op");
 }

@@ -44,7 +44,6 @@ void run_unary(UnaryOp op, const Tensor& x, Tensor& out, ScalarArgs s) {
     case UnaryOp::Sign: return map1<T>(fn::Sign{}, x, out);
     case UnaryOp::Sqrt: return map1<T>(fn::Sqrt{}, x, out);
     case UnaryOp::Relu: return map1<T>(fn::Relu{}, x, out);
-    case UnaryOp::ReluMask: return map1<T>(fn::ReluMask{}, x, out);
     case UnaryOp::Sigmoid: return map1<T>(fn::Sigmoid{}, x, out);
     case UnaryOp::Tanh: return map1<T>(fn::Tanh{}, x, out);
     case UnaryOp::Softplus: return map1<T>(fn::Softplus{s.a}, x, out);
@@ -70,6 +69,7 @@ void run_binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out, Scal
     case BinaryOp::Gt: return map2<T>(fn::Gt{}, a, b, out);
     case BinaryOp::Ge: return map2<T>(fn::Ge{}, a, b, out);
     case BinaryOp::SoftplusBackward: return map2<T>(fn::SoftplusBackward{s.a}, a, b, out);
+    case BinaryOp::ReluBackward: return map2<T>(fn::ReluBackward{}, a, b, out);
   }
   FRAGILE_FAIL("cuda binary: unknown op ", static_cast<int>(op));
 }

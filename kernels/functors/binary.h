@@ -27,6 +27,13 @@ struct SoftplusBackward {
   }
 };
 
+// relu's backward as one select, not grad * mask(x): one pass instead of two and no mask tensor.
+// Where x <= 0 the result is 0 whatever grad is (NaN or infinite grads included), as PyTorch's
+// threshold_backward.
+struct ReluBackward {
+  template <class T> FRAGILE_HD T operator()(T grad, T x) const { return x > T(0) ? grad : T(0); }
+};
+
 // Softplus double backward in one pass (the CUDA fused kernel; also used as a CPU reference).
 // For y = g * s(beta x) and upstream u:  d/dg = u * s,  d/dx = u * g * beta * s * (1 - s).
 // 1 - s is taken as s(-beta x) (no cancellation); s(beta x) and s(-beta x) share e^{-|beta x|}

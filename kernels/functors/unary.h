@@ -18,10 +18,6 @@ struct Sign {
 struct Relu {
   template <class T> FRAGILE_HD T operator()(T x) const { return x > T(0) ? x : T(0); }
 };
-// relu'(x) with the subgradient relu'(0) = 0.
-struct ReluMask {
-  template <class T> FRAGILE_HD T operator()(T x) const { return x > T(0) ? T(1) : T(0); }
-};
 // 1 / (1 + e^-x), evaluated without overflow on either side: with e = e^-|x| <= 1, r = 1/(1+e)
 // is sigmoid(|x|) and e r = sigmoid(-|x|). Written without branches so host loops vectorise.
 struct Sigmoid {

@@ -170,6 +170,7 @@ const std::map<std::string, OpFn>& ops_table() {
       {"global_avg_pool2d", OP(global_avg_pool2d(in[0]))},
       // activations
       {"relu", OP(relu(in[0]))},
+      {"relu_backward", OP(relu_backward(in[0], in[1]))},
       {"softplus", OP(softplus(in[0], attr_double(a, "beta")))},
       {"softplus_backward", OP(softplus_backward(in[0], in[1], attr_double(a, "beta")))},
       {"saliency_moments", OP(saliency_moments(in[0], in[1]))},

@@ -226,7 +226,6 @@ TEST_P(CudaParity, UnaryAllOps) {
       {UnaryOp::Sign, {}, false, "sign"},
       {UnaryOp::Sqrt, {}, true, "sqrt"},
       {UnaryOp::Relu, {}, false, "relu"},
-      {UnaryOp::ReluMask, {}, false, "relu_mask"},
       {UnaryOp::Sigmoid, {}, false, "sigmoid"},
       {UnaryOp::Tanh, {}, false, "tanh"},
       {UnaryOp::Softplus, {2.5, 0}, false, "softplus"},
@@ -255,6 +254,7 @@ TEST_P(CudaParity, BinaryAllOpsWithBroadcast) {
       {BinaryOp::Div, "div"}, {BinaryOp::Pow, "pow"}, {BinaryOp::Eq, "eq"},
       {BinaryOp::Ne, "ne"},   {BinaryOp::Lt, "lt"},   {BinaryOp::Le, "le"},
       {BinaryOp::Gt, "gt"},   {BinaryOp::Ge, "ge"},   {BinaryOp::SoftplusBackward, "spb"},
+      {BinaryOp::ReluBackward, "relub"},
   };
   const Shape s = {6, 33};
   for (const auto& [op, name] : ops) {

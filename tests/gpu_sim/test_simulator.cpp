@@ -12,8 +12,10 @@
 #include <utility>
 #include <vector>
 
+#include "core/autograd.h"
 #include "core/backend.h"
 #include "core/error.h"
+#include "core/ops.h"
 #include "core/tensor.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/context.h"
@@ -306,6 +308,26 @@ TEST(CudaSimulator, AllocationBeyondTheDeviceFailsCleanly) {
 // A recording allocates from its own pool: memory the shared cache holds from earlier eager
 // runs must go back to the device first, or a device that had room for the eager run has none
 // for the recording (seen on an H200: 100 GB cached, the recording short of 1.9 GB).
+// ---- kernels per op ------------------------------------------------------------------------
+
+// ReLU's backward is one kernel (relu_backward, a select), not a mask and a product: on a GPU
+// an eager batch-1 SqueezeNet input gradient is bound by the host's launches, and this took it
+// from 124 launches to 98 (counted on this simulator).
+TEST(CudaSimulator, ReluBackwardIsOneKernel) {
+  Tensor x = upload({-1.0, 0.0, 2.0, 3.0});
+  x.set_requires_grad(true);
+  const Tensor y = relu(x);
+  const Tensor go = upload({5.0, 6.0, std::nan(""), 8.0});
+  const int64_t before = fragile_sim::stats().launches;
+  const Tensor g = grad({y}, {x}, {go})[0];
+  EXPECT_EQ(fragile_sim::stats().launches - before, 1);
+  const std::vector<double> got = download(g);
+  EXPECT_EQ(got[0], 0.0);
+  EXPECT_EQ(got[1], 0.0);  // relu'(0) = 0
+  EXPECT_TRUE(std::isnan(got[2]));
+  EXPECT_EQ(got[3], 8.0);
+}
+
 TEST(CudaSimulator, ARecordingGetsTheMemoryThatEagerRunsLeftCached) {
   cuda::empty_cache();
   constexpr int64_t kElems = 1 << 20;  // 8 MiB of float64 per buffer

@@ -174,6 +174,20 @@ TEST(FunctorDerivatives, SoftplusChainAgreesWithCentralDifferences) {
   }
 }
 
+TYPED_TEST(Functors, ReluBackwardSelectsTheGradient) {
+  using T = TypeParam;
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  EXPECT_EQ(ReluBackward{}(T(-1.5), T(0.25)), T(-1.5));  // x > 0: the gradient passes
+  EXPECT_EQ(ReluBackward{}(T(-1.5), T(-0.25)), T(0));   // x < 0: blocked
+  EXPECT_EQ(ReluBackward{}(T(2), T(0)), T(0));           // relu'(0) = 0
+  // A select, not grad * mask: where x <= 0 no gradient gets through, not even NaN or
+  // infinity (grad * 0 would be NaN), as PyTorch's threshold_backward.
+  EXPECT_EQ(ReluBackward{}(nan, T(-1)), T(0));
+  EXPECT_EQ(ReluBackward{}(inf, T(0)), T(0));
+  EXPECT_TRUE(std::isnan(ReluBackward{}(nan, T(1))));
+  EXPECT_EQ(ReluBackward{}(T(3), nan), T(0));  // NaN > 0 is false
+}
+
 TYPED_TEST(Functors, AttackStepProjectsOntoBallThenBox) {
   using T = TypeParam;
   const AttackStep step{/*alpha=*/0.5, /*eps=*/1.0, /*lo=*/-2.0, /*hi=*/2.0};
