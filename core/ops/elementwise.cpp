@@ -89,8 +89,8 @@ Tensor relu_backward(const Tensor& grad, const Tensor& x) {
                 " vs input ", shape_str(x.shape()));
   Tensor out = raw_binary(BinaryOp::ReluBackward, grad, x, "relu_backward");
   // x is recorded detached: the result is piecewise constant in x (no gradient flows to it),
-  // so a ReLU network's gradient map keeps no history of its input, as PyTorch's does not
-  // move either; the attacks' surrogate exists for exactly this reason.
+  // so a ReLU network's gradient map keeps no history of its input. That flat second order is
+  // why the attacks take their direction from a softplus surrogate.
   return record(op_def("relu_backward"), {grad, x.detach()}, out);
 }
 
