@@ -14,9 +14,10 @@ mode, built from the same ONNX file by a small graph walker (F.conv2d, F.max_poo
 --device cuda: bench_cuda.cpp's workloads (the cuda/ benchmarks; needs fragile built with the
 CUDA backend and a CUDA-enabled PyTorch): the fused element-wise kernels against their PyTorch
 eager equivalents, SqueezeNet's input gradient, input HVP and top-k attack direction at
-batch 1, 8 and 64, and the host cost per op (cuda/host/: chains of tiny softplus and conv ops). Both sides are timed with CUDA events around each call, after a warm-up, with
-TF32 off (fragile computes float32 without it). Also prints the fused kernels' bandwidth and the
-HVP / gradient time ratios.
+batch 1, 8 and 64, and the host cost per op (cuda/host/: chains of tiny softplus and conv
+ops). Both sides are timed with CUDA events around each call, after a warm-up, with TF32 off
+(fragile computes float32 without it). Also prints the fused kernels' bandwidth and the HVP /
+gradient time ratios.
 """
 import argparse
 import json
